@@ -1,0 +1,88 @@
+//! Listen addresses (`--bind`).
+
+use crate::ConfigError;
+
+/// One address to listen on. Host names are resolved when binding, not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// `HOST:PORT`; `host` has no brackets (`::1`, not `[::1]`).
+    Tcp { host: String, port: u16 },
+}
+
+impl Bind {
+    /// Parses `HOST:PORT` or `[V6]:PORT`. A bare `HOST` means port 8000, as
+    /// in gunicorn.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError::invalid("--bind", format!("{raw:?}: {why}"));
+        if raw.starts_with("unix:") || raw.starts_with("fd://") {
+            return Err(bad("unix sockets and fd:// are not supported yet; use HOST:PORT"));
+        }
+        let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':PORT'"))?)),
+            }
+        } else {
+            match raw.rsplit_once(':') {
+                Some((h, _)) if h.contains(':') => {
+                    return Err(bad("IPv6 addresses need brackets: [::1]:8000"));
+                }
+                Some((h, p)) => (h, Some(p)),
+                None => (raw, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("missing host"));
+        }
+        let port = match port {
+            None => 8000,
+            Some(p) => p.parse().map_err(|_| bad("port must be a number from 0 to 65535"))?,
+        };
+        Ok(Bind::Tcp { host: host.to_string(), port })
+    }
+
+    /// 127.0.0.1:8000, or 0.0.0.0:$PORT when the platform sets PORT.
+    pub fn default_for_port_env(port_env: Option<&str>) -> Result<Self, ConfigError> {
+        match port_env.filter(|p| !p.is_empty()) {
+            None => Ok(Bind::Tcp { host: "127.0.0.1".into(), port: 8000 }),
+            Some(p) => {
+                let port = p.parse().map_err(|_| {
+                    ConfigError::invalid("$PORT", format!("{p:?} is not a port number"))
+                })?;
+                Ok(Bind::Tcp { host: "0.0.0.0".into(), port })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Bind {
+        Bind::Tcp { host: host.into(), port }
+    }
+
+    #[test]
+    fn parses_v4_v6_and_names() {
+        assert_eq!(Bind::parse("127.0.0.1:0").unwrap(), tcp("127.0.0.1", 0));
+        assert_eq!(Bind::parse("[::1]:9000").unwrap(), tcp("::1", 9000));
+        assert_eq!(Bind::parse("localhost").unwrap(), tcp("localhost", 8000));
+    }
+
+    #[test]
+    fn rejects_bad_ports_and_unbracketed_v6() {
+        assert!(Bind::parse("127.0.0.1:http").is_err());
+        assert!(Bind::parse("127.0.0.1:70000").is_err());
+        assert!(Bind::parse("::1:80").is_err());
+        assert!(Bind::parse(":80").is_err());
+    }
+
+    #[test]
+    fn port_env_binds_all_interfaces() {
+        assert_eq!(Bind::default_for_port_env(Some("5000")).unwrap(), tcp("0.0.0.0", 5000));
+        assert_eq!(Bind::default_for_port_env(None).unwrap(), tcp("127.0.0.1", 8000));
+        assert!(Bind::default_for_port_env(Some("x")).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! Request and response bodies: the two streams that cross the seam.
+//!
+//! Invariants of [`ResponseBody`]:
+//! - with a declared length (the response's `Content-Length`), it yields at
+//!   most that many bytes; a producer that sends more, or ends with fewer,
+//!   makes the body fail, which makes hyper close the connection instead of
+//!   desynchronising the client;
+//! - a channel body holds at most its channel's capacity of chunks, so a
+//!   slow client parks the producer instead of growing memory.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+/// Why a body could not be read or completed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BodyError {
+    /// The client sent a malformed body or went away.
+    #[error("reading the request body failed: {0}")]
+    Read(String),
+    /// No body bytes arrived for the configured time.
+    #[error("no request body data for {0:?}")]
+    Timeout(Duration),
+    /// The producer failed after the head was sent; the connection is cut.
+    #[error("response aborted: {0}")]
+    Aborted(String),
+    /// The producer sent more bytes than the declared Content-Length.
+    #[error("response body longer than its Content-Length")]
+    TooLong,
+    /// The producer finished before the declared Content-Length.
+    #[error("response body ended {missing} bytes short of its Content-Length")]
+    TooShort {
+        /// Bytes still owed to the client.
+        missing: u64,
+    },
+    /// Reading a file for the response failed.
+    #[error("reading the response file failed: {0}")]
+    File(String),
+}
+
+/// A request body, pulled on demand. Reading it the first time is what makes
+/// hyper send `100 Continue` to a client that asked for it.
+pub struct RequestBody {
+    incoming: Option<Incoming>,
+    timeout: Option<Duration>,
+}
+
+impl RequestBody {
+    pub(crate) fn new(incoming: Incoming, timeout: Option<Duration>) -> Self {
+        Self { incoming: Some(incoming), timeout }
+    }
+
+    /// A body with no bytes, for handlers under test.
+    pub fn empty() -> Self {
+        Self { incoming: None, timeout: None }
+    }
+
+    /// The next non-empty chunk, or `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let frame = match self.timeout {
+                None => incoming.frame().await,
+                Some(t) => tokio::time::timeout(t, incoming.frame())
+                    .await
+                    .map_err(|_| BodyError::Timeout(t))?,
+            };
+            match frame {
+                None => {
+                    self.incoming = None;
+                    return Ok(None);
+                }
+                Some(Err(e)) => {
+                    self.incoming = None;
+                    return Err(BodyError::Read(e.to_string()));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => return Ok(Some(data)),
+                    // Empty data frames and trailers carry nothing for the app.
+                    _ => continue,
+                },
+            }
+        }
+    }
+}
+
+type Chunk = Result<Bytes, BodyError>;
+
+/// A response body.
+pub struct ResponseBody {
+    kind: Kind,
+    /// Bytes the declared Content-Length still allows.
+    remaining: Option<u64>,
+    failed: bool,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Chunk>),
+    File { file: tokio::fs::File, left: u64, buf: BytesMut },
+}
+
+/// How much of a file is read per frame.
+const FILE_CHUNK: usize = 256 * 1024;
+
+impl ResponseBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self::new(Kind::Empty)
+    }
+
+    /// A body already in memory.
+    pub fn full(bytes: Bytes) -> Self {
+        Self::new(Kind::Full(Some(bytes)))
+    }
+
+    /// A body fed chunk by chunk through a channel that holds at most
+    /// `capacity` chunks.
+    pub fn channel(capacity: usize) -> (BodySender, Self) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (BodySender { tx }, Self::new(Kind::Channel(rx)))
+    }
+
+    /// `len` bytes of `file`, from its current offset, read on tokio's
+    /// blocking pool so no handler thread waits on the client.
+    pub fn file(file: std::fs::File, len: u64) -> Self {
+        let file = tokio::fs::File::from_std(file);
+        Self::new(Kind::File { file, left: len, buf: BytesMut::new() })
+            .with_declared_length(Some(len))
+    }
+
+    /// Caps the body at the response's Content-Length (see the module
+    /// invariants).
+    pub fn with_declared_length(mut self, len: Option<u64>) -> Self {
+        self.remaining = len;
+        self
+    }
+
+    fn new(kind: Kind) -> Self {
+        Self { kind, remaining: None, failed: false }
+    }
+
+    /// Applies the declared length to a chunk about to be sent.
+    fn limit(&mut self, mut chunk: Bytes) -> Result<Bytes, BodyError> {
+        if let Some(remaining) = self.remaining.as_mut() {
+            let len = chunk.len() as u64;
+            if len > *remaining {
+                if *remaining == 0 {
+                    return Err(BodyError::TooLong);
+                }
+                chunk.truncate(*remaining as usize);
+                *remaining = 0;
+                // Deliver what the client is owed, then fail on the next poll.
+                self.kind = Kind::Full(None);
+                self.failed = true;
+                return Ok(chunk);
+            }
+            *remaining -= len;
+        }
+        Ok(chunk)
+    }
+
+    /// The producer is done: fine unless it owes bytes.
+    fn finish(&self) -> Option<Result<Frame<Bytes>, BodyError>> {
+        match self.remaining {
+            Some(missing) if missing > 0 => Some(Err(BodyError::TooShort { missing })),
+            _ => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let chunk = match &mut this.kind {
+            Kind::Empty | Kind::Full(None) if this.failed => {
+                this.failed = false;
+                return Poll::Ready(Some(Err(BodyError::TooLong)));
+            }
+            Kind::Empty | Kind::Full(None) => return Poll::Ready(this.finish()),
+            Kind::Full(bytes) => bytes.take(),
+            Kind::Channel(rx) => match ready!(rx.poll_recv(cx)) {
+                Some(Ok(chunk)) => Some(chunk),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(this.finish()),
+            },
+            Kind::File { file, left, buf } => {
+                if *left == 0 {
+                    return Poll::Ready(this.finish());
+                }
+                buf.reserve(FILE_CHUNK.min(*left as usize));
+                let n = ready!(tokio_util::io::poll_read_buf(Pin::new(file), cx, buf))
+                    .map_err(|e| BodyError::File(e.to_string()))?;
+                if n == 0 {
+                    return Poll::Ready(Some(Err(BodyError::File(format!(
+                        "file ended {left} bytes early"
+                    )))));
+                }
+                let take = (buf.len() as u64).min(*left) as usize;
+                *left -= take as u64;
+                let chunk = buf.split_to(take).freeze();
+                buf.clear();
+                Some(chunk)
+            }
+        };
+        match chunk {
+            None => Poll::Ready(this.finish()),
+            Some(chunk) => Poll::Ready(Some(this.limit(chunk).map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty | Kind::Full(None) => !self.failed && self.remaining.unwrap_or(0) == 0,
+            Kind::File { left, .. } => *left == 0,
+            _ => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.kind, self.remaining) {
+            (Kind::Empty | Kind::Full(None), _) => SizeHint::with_exact(0),
+            (Kind::Full(Some(b)), None) => SizeHint::with_exact(b.len() as u64),
+            (_, Some(n)) => SizeHint::with_exact(n),
+            (Kind::Channel(_) | Kind::File { .. }, None) => SizeHint::default(),
+        }
+    }
+}
+
+/// The producing end of a [`ResponseBody::channel`]. Usable from any thread.
+#[derive(Clone)]
+pub struct BodySender {
+    tx: mpsc::Sender<Chunk>,
+}
+
+/// The client has gone (or the response was dropped): stop producing.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the client is no longer reading the response")]
+pub struct Disconnected;
+
+impl BodySender {
+    /// Queues a chunk if there is room right now; gives it back otherwise.
+    pub fn try_send(&self, chunk: Bytes) -> Result<Option<Bytes>, Disconnected> {
+        match self.tx.try_send(Ok(chunk)) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(Ok(chunk))) => Ok(Some(chunk)),
+            Err(_) => Err(Disconnected),
+        }
+    }
+
+    /// Queues a chunk, blocking the calling thread while the channel is
+    /// full.
+    ///
+    /// # Panics
+    /// If called from inside an async context (a reactor thread).
+    pub fn blocking_send(&self, chunk: Bytes) -> Result<(), Disconnected> {
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| Disconnected)
+    }
+
+    /// Ends the body with an error, which cuts the connection.
+    pub fn abort(&self, reason: String) {
+        let _ = self.tx.try_send(Err(BodyError::Aborted(reason)));
+    }
+
+    /// Whether the receiving side is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: ResponseBody) -> (Vec<u8>, Option<BodyError>) {
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => out.extend_from_slice(&f.into_data().unwrap_or_default()),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn excess_bytes_are_cut_and_the_body_fails() {
+        let body = ResponseBody::full(Bytes::from_static(b"0123456789")).with_declared_length(Some(4));
+        let (bytes, err) = collect(body).await;
+        assert_eq!(bytes, b"0123");
+        assert!(matches!(err, Some(BodyError::TooLong)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_short_body_fails() {
+        let (tx, body) = ResponseBody::channel(2);
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
+        drop(tx);
+        let (bytes, err) = collect(body.with_declared_length(Some(10))).await;
+        assert_eq!(bytes, b"abc");
+        assert!(matches!(err, Some(BodyError::TooShort { missing: 7 })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn exact_length_passes() {
+        let (tx, body) = ResponseBody::channel(2);
+        tx.try_send(Bytes::from_static(b"ab")).unwrap();
+        tx.try_send(Bytes::from_static(b"cd")).unwrap();
+        drop(tx);
+        let (bytes, err) = collect(body.with_declared_length(Some(4))).await;
+        assert_eq!((bytes.as_slice(), err.is_none()), (&b"abcd"[..], true));
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_gives_the_chunk_back() {
+        let (tx, _body) = ResponseBody::channel(1);
+        assert_eq!(tx.try_send(Bytes::from_static(b"a")).unwrap(), None);
+        assert!(tx.try_send(Bytes::from_static(b"b")).unwrap().is_some());
+    }
+}

@@ -1,0 +1,55 @@
+//! aserve's HTTP front end: the tokio/hyper accept loop, connection limits,
+//! timeouts and graceful drain.
+//!
+//! The front end turns bytes on a socket into a [`Request`] and hands it to
+//! a [`Handler`], which answers with a [`Response`]. That trait is the whole
+//! seam between HTTP and whatever runs the application: this crate never
+//! names Python, and a handler never sees a socket. The request body is a
+//! pull-based [`RequestBody`] (read only as fast as the handler asks, which
+//! is also when `100 Continue` goes out), and the response body is a
+//! [`ResponseBody`] the handler fills from any thread.
+//!
+//! What this crate enforces, so a handler can rely on it:
+//! - at most `max_connections` connections are open; beyond that the accept
+//!   loop stops and clients wait in the kernel backlog;
+//! - a request head must arrive within `header_timeout`;
+//! - a response never carries more bytes than its `Content-Length`, and a
+//!   body that ends short closes the connection rather than hang the client.
+
+mod body;
+mod server;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use body::{BodyError, BodySender, RequestBody, ResponseBody};
+pub use server::{ServerConfig, serve};
+
+/// A request as the handler sees it.
+pub type Request = http::Request<RequestBody>;
+/// A response as the handler returns it.
+pub type Response = http::Response<ResponseBody>;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS (`https`).
+    pub secure: bool,
+}
+
+/// Answers requests. Implemented by the WSGI bridge, and by test doubles.
+///
+/// `call` must not block: the returned future runs on the reactor. Heavy
+/// work belongs on the handler's own threads, with the future awaiting the
+/// response head.
+pub trait Handler: Send + Sync + 'static {
+    fn call(
+        &self,
+        request: Request,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response> + Send + use<Self>;
+}

@@ -1,0 +1,140 @@
+//! Runs one request through the app, on a pool thread with the GIL held.
+//!
+//! The sequence is PEP 3333's: build environ, call the app, then turn its
+//! return value into a response. Three shapes of return value are served
+//! differently:
+//! - a `wsgi.file_wrapper` around a regular file is streamed by the front
+//!   end from a duplicated descriptor, so this thread is free at once;
+//! - a list or tuple is already in memory: it is sent whole, with a
+//!   Content-Length the server computes;
+//! - anything else is iterated, and each non-empty chunk is queued as it
+//!   comes (the head goes out with the first one).
+//!
+//! Whatever happens, the iterable's `close()` is called exactly once, here.
+
+use aserve_http::ConnInfo;
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use tokio::runtime::Handle;
+
+use crate::environ::EnvironBuilder;
+use crate::file_wrapper::FileWrapper;
+use crate::input::Input;
+use crate::loader::Loader;
+use crate::start_response::{Flow, StartResponse, internal_error};
+use crate::Job;
+
+/// Everything a pool thread needs to run requests; one per worker.
+pub(crate) struct Driver {
+    pub(crate) app: Py<PyAny>,
+    pub(crate) environ: EnvironBuilder,
+    pub(crate) loader: Loader,
+    pub(crate) runtime: Handle,
+    /// Response chunks queued per request before the producer parks.
+    pub(crate) channel_capacity: usize,
+}
+
+impl Driver {
+    pub(crate) fn handle(&self, py: Python<'_>, job: Job) {
+        let Job { request, conn, reply } = job;
+        let (parts, body) = request.into_parts();
+        let responder = StartResponse::new(reply, parts.method == http::Method::HEAD, self.channel_capacity);
+        let responder = match Bound::new(py, responder) {
+            Ok(r) => r,
+            Err(e) => return tracing::error!("cannot create start_response: {e}"),
+        };
+        if let Err(err) = self.call_app(py, &parts, &conn, body, &responder) {
+            tracing::error!(
+                "Error handling request {} {}\n{}",
+                parts.method,
+                parts.uri,
+                self.loader.format_exception(py, &err)
+            );
+            responder.borrow_mut().fail("the application raised an exception");
+        }
+    }
+
+    fn call_app(
+        &self,
+        py: Python<'_>,
+        parts: &Parts,
+        conn: &ConnInfo,
+        body: aserve_http::RequestBody,
+        responder: &Bound<'_, StartResponse>,
+    ) -> PyResult<()> {
+        let input = Bound::new(py, Input::new(body, self.runtime.clone()))?.into_any();
+        let environ = self.environ.build(py, parts, conn, input)?;
+        let iterable = self.app.bind(py).call1((environ, responder))?;
+        let served = self.serve(py, &iterable, responder);
+        let closed = close(py, &iterable);
+        served.and(closed)
+    }
+
+    fn serve(&self, py: Python<'_>, iterable: &Bound<'_, PyAny>, responder: &Bound<'_, StartResponse>) -> PyResult<()> {
+        if !responder.borrow().is_sent() {
+            if let Ok(wrapper) = iterable.cast::<FileWrapper>()
+                && let Some((file, len)) = wrapper.get().regular_file(py)
+            {
+                return responder.borrow_mut().send_file(file, len);
+            }
+            if let Some(body) = in_memory(iterable)? {
+                return responder.borrow_mut().send_full(body);
+            }
+        }
+        for chunk in iterable.try_iter()? {
+            let chunk = chunk?;
+            let chunk = chunk.cast::<PyBytes>().map_err(|_| not_bytes(&chunk))?;
+            if chunk.as_bytes().is_empty() {
+                continue;
+            }
+            if responder.borrow_mut().send_chunk(py, chunk)? == Flow::Stop {
+                break;
+            }
+        }
+        responder.borrow_mut().finish()
+    }
+}
+
+/// The body of a list or tuple of bytes, concatenated; `None` for any other
+/// iterable.
+fn in_memory(iterable: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
+    let items = if let Ok(list) = iterable.cast::<PyList>() {
+        list.to_tuple()
+    } else if let Ok(tuple) = iterable.cast::<PyTuple>() {
+        tuple.clone()
+    } else {
+        return Ok(None);
+    };
+    if items.len() == 1 {
+        let item = items.get_item(0)?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
+        return Ok(Some(Bytes::copy_from_slice(bytes.as_bytes())));
+    }
+    let mut body = BytesMut::new();
+    for item in items.iter() {
+        body.extend_from_slice(item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?.as_bytes());
+    }
+    Ok(Some(body.freeze()))
+}
+
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    let kind = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    PyTypeError::new_err(format!("the app's response iterable yielded {kind}, but WSGI bodies are bytes"))
+}
+
+/// PEP 3333: call `close()` if the iterable has one, whatever happened.
+fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    match iterable.getattr_opt(intern!(py, "close"))? {
+        Some(close) => close.call0().map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Sent by the handler when a request could not reach a Python thread.
+pub(crate) fn unavailable() -> aserve_http::Response {
+    internal_error()
+}

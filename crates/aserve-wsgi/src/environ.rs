@@ -1,0 +1,211 @@
+//! The WSGI `environ` dict.
+//!
+//! Everything that is the same for every request (`wsgi.version`,
+//! `wsgi.errors`, `SCRIPT_NAME`, ...) lives in a template dict built once per
+//! worker; each request starts from a C-level copy of it and adds only what
+//! varies. Keys are interned Python strings made once, so no key is
+//! re-encoded per request.
+//!
+//! Header bytes become `str` by latin-1 decoding, as PEP 3333 requires, so
+//! an app can always recover the exact bytes with `.encode('latin-1')`.
+
+use aserve_http::ConnInfo;
+use http::request::Parts;
+use http::{HeaderName, Method, Version, header};
+use percent_encoding::percent_decode;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::errors::ErrorStream;
+use crate::file_wrapper::FileWrapper;
+
+/// Per-worker facts that go into every environ.
+pub(crate) struct EnvironSettings<'a> {
+    pub(crate) script_name: &'a str,
+    pub(crate) multiprocess: bool,
+}
+
+macro_rules! keys {
+    ($($field:ident = $text:literal),* $(,)?) => {
+        /// Interned environ keys and common values.
+        struct Keys { $($field: Py<PyString>,)* }
+        impl Keys {
+            fn new(py: Python<'_>) -> Self {
+                Self { $($field: PyString::intern(py, $text).unbind(),)* }
+            }
+        }
+    };
+}
+
+keys! {
+    request_method = "REQUEST_METHOD",
+    path_info = "PATH_INFO",
+    query_string = "QUERY_STRING",
+    raw_uri = "RAW_URI",
+    content_type = "CONTENT_TYPE",
+    content_length = "CONTENT_LENGTH",
+    server_name = "SERVER_NAME",
+    server_port = "SERVER_PORT",
+    server_protocol = "SERVER_PROTOCOL",
+    remote_addr = "REMOTE_ADDR",
+    remote_port = "REMOTE_PORT",
+    url_scheme = "wsgi.url_scheme",
+    input = "wsgi.input",
+    http = "http",
+    https = "https",
+    http_10 = "HTTP/1.0",
+    http_11 = "HTTP/1.1",
+    http_2 = "HTTP/2",
+    get = "GET",
+    post = "POST",
+    head = "HEAD",
+    empty = "",
+}
+
+pub(crate) struct EnvironBuilder {
+    template: Py<PyDict>,
+    keys: Keys,
+    script_name: String,
+}
+
+impl EnvironBuilder {
+    pub(crate) fn new(py: Python<'_>, settings: &EnvironSettings<'_>) -> PyResult<Self> {
+        let template = PyDict::new(py);
+        template.set_item("wsgi.version", (1, 0))?;
+        template.set_item("wsgi.errors", Bound::new(py, ErrorStream::new())?)?;
+        template.set_item("wsgi.multithread", true)?;
+        template.set_item("wsgi.multiprocess", settings.multiprocess)?;
+        template.set_item("wsgi.run_once", false)?;
+        template.set_item("wsgi.input_terminated", true)?;
+        template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        template.set_item("SCRIPT_NAME", settings.script_name)?;
+        template.set_item("SERVER_SOFTWARE", concat!("aserve/", env!("CARGO_PKG_VERSION")))?;
+        Ok(Self {
+            template: template.unbind(),
+            keys: Keys::new(py),
+            script_name: settings.script_name.to_string(),
+        })
+    }
+
+    /// The environ for one request; `input` becomes `wsgi.input`.
+    pub(crate) fn build<'py>(
+        &self,
+        py: Python<'py>,
+        parts: &Parts,
+        conn: &ConnInfo,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let k = &self.keys;
+        let environ = self.template.bind(py).copy()?;
+        let method = match parts.method {
+            Method::GET => k.get.bind(py).clone(),
+            Method::POST => k.post.bind(py).clone(),
+            Method::HEAD => k.head.bind(py).clone(),
+            ref other => PyString::new(py, other.as_str()),
+        };
+        environ.set_item(&k.request_method, method)?;
+        environ.set_item(&k.path_info, latin1(py, &self.path_info(parts.uri.path())))?;
+        let query = parts.uri.query().unwrap_or("");
+        environ.set_item(&k.query_string, if query.is_empty() { k.empty.bind(py).clone() } else { PyString::new(py, query) })?;
+        let raw_uri = match parts.uri.scheme() {
+            None => parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string(),
+            Some(_) => parts.uri.to_string(),
+        };
+        environ.set_item(&k.raw_uri, raw_uri)?;
+        let protocol = match parts.version {
+            Version::HTTP_10 | Version::HTTP_09 => &k.http_10,
+            Version::HTTP_2 | Version::HTTP_3 => &k.http_2,
+            _ => &k.http_11,
+        };
+        environ.set_item(&k.server_protocol, protocol)?;
+        environ.set_item(&k.url_scheme, if conn.secure { &k.https } else { &k.http })?;
+        environ.set_item(&k.remote_addr, conn.peer.ip().to_string())?;
+        environ.set_item(&k.remote_port, conn.peer.port().to_string())?;
+        let (name, port) = server_name_port(parts, conn);
+        environ.set_item(&k.server_name, name)?;
+        environ.set_item(&k.server_port, port)?;
+        environ.set_item(&k.input, input)?;
+        self.add_headers(py, &environ, parts)?;
+        Ok(environ)
+    }
+
+    /// The percent-decoded path, minus the `SCRIPT_NAME` mount point when the
+    /// request is under it.
+    fn path_info(&self, path: &str) -> Vec<u8> {
+        let decoded: Vec<u8> = percent_decode(path.as_bytes()).collect();
+        let mount = self.script_name.as_bytes();
+        match decoded.strip_prefix(mount) {
+            Some(rest) if !mount.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest.to_vec(),
+            _ => decoded,
+        }
+    }
+
+    fn add_headers(&self, py: Python<'_>, environ: &Bound<'_, PyDict>, parts: &Parts) -> PyResult<()> {
+        let headers = &parts.headers;
+        for name in headers.keys() {
+            let key = if name == header::CONTENT_TYPE {
+                self.keys.content_type.bind(py).clone()
+            } else if name == header::CONTENT_LENGTH {
+                self.keys.content_length.bind(py).clone()
+            } else if name.as_str().contains('_') {
+                // `X_Forwarded_For` would otherwise collide with (and spoof)
+                // `X-Forwarded-For` once both become HTTP_X_FORWARDED_FOR.
+                continue;
+            } else {
+                PyString::new(py, &cgi_name(name))
+            };
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else { continue };
+            let value = match values.next() {
+                None => latin1(py, first.as_bytes()),
+                Some(second) => {
+                    let sep: &[u8] = if name == header::COOKIE { b"; " } else { b"," };
+                    let mut joined = first.as_bytes().to_vec();
+                    for v in std::iter::once(second).chain(values) {
+                        joined.extend_from_slice(sep);
+                        joined.extend_from_slice(v.as_bytes());
+                    }
+                    latin1(py, &joined)
+                }
+            };
+            environ.set_item(key, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// `user-agent` → `HTTP_USER_AGENT`.
+fn cgi_name(name: &HeaderName) -> String {
+    let mut key = String::with_capacity(5 + name.as_str().len());
+    key.push_str("HTTP_");
+    key.extend(name.as_str().chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key
+}
+
+/// SERVER_NAME and SERVER_PORT: from the Host header (or an absolute
+/// request target) when there is one, else the local socket.
+fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
+    let default_port = if conn.secure { "443" } else { "80" };
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return (conn.local.ip().to_string(), conn.local.port().to_string());
+    };
+    // `[::1]:8000`, `[::1]`, `example.com:8000`, `example.com`.
+    let (name, port) = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => (&host[..i], &host[i + 1..]),
+        _ => (host, default_port),
+    };
+    (name.to_string(), if port.is_empty() { default_port.to_string() } else { port.to_string() })
+}
+
+/// Bytes → str, one char per byte (latin-1).
+pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => PyString::new(py, text),
+        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+    }
+}

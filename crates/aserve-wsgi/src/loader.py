@@ -1,0 +1,101 @@
+"""aserve's app loader: prepares sys.path and resolves the APP argument.
+
+Runs inside the embedded interpreter before the first request. Errors the
+user can fix without a traceback (a missing attribute, a bad factory call)
+raise AppLoadError with a one-line message; anything raised while importing
+the user's module propagates as it is, so its traceback is shown whole.
+"""
+
+import ast
+import glob
+import importlib
+import os
+import site
+import sys
+
+
+class AppLoadError(Exception):
+    """A problem with the APP argument itself, explained in one line."""
+
+
+def prepare_path(cwd, pythonpath, virtualenv):
+    """Puts the app's directory, --pythonpath and the virtualenv first."""
+    front = [cwd] + list(pythonpath)
+    if virtualenv:
+        front += _virtualenv_site_packages(virtualenv)
+    for entry in reversed(front):
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+    if not sys.argv:
+        sys.argv[:] = ["aserve"]
+
+
+def _virtualenv_site_packages(venv):
+    if not os.path.isdir(venv):
+        raise AppLoadError(f"virtualenv {venv!r} is not a directory")
+    version = "python%d.%d" % sys.version_info[:2]
+    candidates = glob.glob(os.path.join(venv, "lib", version, "site-packages"))
+    if not candidates:
+        found = ", ".join(sorted(os.listdir(os.path.join(venv, "lib")))) if os.path.isdir(os.path.join(venv, "lib")) else "nothing"
+        raise AppLoadError(
+            f"virtualenv {venv!r} has no lib/{version}/site-packages "
+            f"(aserve embeds Python {sys.version_info[0]}.{sys.version_info[1]}; found {found})"
+        )
+    before = list(sys.path)
+    # addsitedir also processes .pth files (editable installs, namespace packages).
+    site.addsitedir(candidates[0])
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = before
+    os.environ.setdefault("VIRTUAL_ENV", venv)
+    return added
+
+
+def load(module_name, expr):
+    """Imports module_name and evaluates expr: a name or a factory call."""
+    name, args, kwargs = _parse(expr)
+    module = importlib.import_module(module_name)
+    try:
+        obj = getattr(module, name)
+    except AttributeError:
+        raise AppLoadError(f"Failed to find attribute {name!r} in {module_name!r}.") from None
+    if args is not None:
+        if not callable(obj):
+            raise AppLoadError(f"{module_name}:{name} is not callable, so it cannot be a factory.")
+        try:
+            obj = obj(*args, **kwargs)
+        except Exception as exc:
+            raise AppLoadError(f"The app factory {module_name}:{expr} raised {type(exc).__name__}: {exc}") from exc
+    if obj is None:
+        raise AppLoadError(f"{module_name}:{expr} is None, not a WSGI application.")
+    if not callable(obj):
+        raise AppLoadError(f"{module_name}:{expr} is a {type(obj).__name__}, not a callable WSGI application.")
+    return obj
+
+
+def _parse(expr):
+    try:
+        node = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        raise AppLoadError(f"Failed to parse {expr!r} as an attribute name or function call.") from None
+    if isinstance(node, ast.Name):
+        return node.id, None, None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        try:
+            args = [ast.literal_eval(arg) for arg in node.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+        except ValueError:
+            raise AppLoadError(f"Factory arguments in {expr!r} must be literals (strings, numbers, ...).") from None
+        if any(kw.arg is None for kw in node.keywords):
+            raise AppLoadError(f"**kwargs are not supported in {expr!r}.")
+        return node.func.id, args, kwargs
+    raise AppLoadError(f"Failed to parse {expr!r} as an attribute name or function call.")
+
+
+def format_exception(exc, tb):
+    """The full traceback of exc, as one string."""
+    import traceback
+
+    if tb is not None:
+        exc = exc.with_traceback(tb)
+    return "".join(traceback.format_exception(exc)).rstrip()
