@@ -9,6 +9,7 @@
 //!   slow client parks the producer instead of growing memory.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Why a body could not be read or completed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -100,6 +101,27 @@ pub struct ResponseBody {
     /// Bytes the declared Content-Length still allows.
     remaining: Option<u64>,
     failed: bool,
+    close: Option<CloseSignal>,
+}
+
+/// Asks the connection a body belongs to to close once the response in
+/// flight is written. Set by the front end on every response it sends.
+#[derive(Clone)]
+pub(crate) struct CloseSignal(Arc<Notify>);
+
+impl CloseSignal {
+    pub(crate) fn new(notify: Arc<Notify>) -> Self {
+        Self(notify)
+    }
+
+    pub(crate) async fn notified(&self) {
+        self.0.notified().await;
+    }
+
+    fn raise(&self) {
+        // notify_one stores a permit when nobody waits yet.
+        self.0.notify_one();
+    }
 }
 
 enum Kind {
@@ -146,7 +168,12 @@ impl ResponseBody {
     }
 
     fn new(kind: Kind) -> Self {
-        Self { kind, remaining: None, failed: false }
+        Self { kind, remaining: None, failed: false, close: None }
+    }
+
+    pub(crate) fn close_signal(mut self, close: CloseSignal) -> Self {
+        self.close = Some(close);
+        self
     }
 
     /// Applies the declared length to a chunk about to be sent.
@@ -159,9 +186,14 @@ impl ResponseBody {
                 }
                 chunk.truncate(*remaining as usize);
                 *remaining = 0;
-                // Deliver what the client is owed, then fail on the next poll.
+                // Deliver what the client is owed, then end the connection:
+                // hyper stops polling once the length is met, so the
+                // failure on the next poll is only a fallback.
                 self.kind = Kind::Full(None);
                 self.failed = true;
+                if let Some(close) = &self.close {
+                    close.raise();
+                }
                 return Ok(chunk);
             }
             *remaining -= len;

@@ -3,10 +3,17 @@
 //! One task per listener accepts connections, each gated by a permit from a
 //! semaphore sized `max_connections`: when every permit is out the loop
 //! stops calling `accept`, so extra clients wait in the kernel backlog
-//! rather than being accepted and starved. A connection's permit is released
-//! when its task ends. Each connection runs hyper's HTTP/1.1 state machine
-//! (keep-alive, pipelining) and is registered with a graceful-shutdown
-//! watcher so a drain can stop keep-alive and wait for in-flight requests.
+//! rather than being accepted and starved.
+//!
+//! Invariants:
+//! - a connection task holds its permit until the connection is gone, so
+//!   "all permits available" means "no open connections", which is what the
+//!   drain waits for;
+//! - a connection ends its keep-alive (finishes the response in flight,
+//!   then closes) when the server drains or when its response body asks
+//!   for it through [`CloseSignal`] — e.g. after cutting bytes beyond a
+//!   declared Content-Length, where the client could otherwise not tell
+//!   where the next response starts.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,10 +24,10 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
 
+use crate::body::CloseSignal;
 use crate::{ConnInfo, Handler, RequestBody};
 
 /// Front-end settings. Built from the user's configuration in one place
@@ -54,9 +61,7 @@ impl ServerConfig {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
-            .keep_alive(true)
-            // Batches the responses to pipelined requests into one write.
-            .pipeline_flush(true);
+            .keep_alive(true);
         builder
     }
 }
@@ -73,21 +78,19 @@ pub async fn serve<H: Handler>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let graceful = Arc::new(GracefulShutdown::new());
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let config = Arc::new(config);
     let mut loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
-        let listener = TcpListener::from_std(listener)?;
-        loops.push(tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(&handler),
-            Arc::clone(&config),
-            Arc::clone(&permits),
-            Arc::clone(&graceful),
-            stop_rx.clone(),
-        )));
+        let accept = AcceptLoop {
+            listener: TcpListener::from_std(listener)?,
+            handler: Arc::clone(&handler),
+            config: Arc::clone(&config),
+            permits: Arc::clone(&permits),
+            stop: stop_rx.clone(),
+        };
+        loops.push(tokio::spawn(accept.run()));
     }
     shutdown.await;
     tracing::info!("Shutting down: draining connections");
@@ -95,11 +98,9 @@ pub async fn serve<H: Handler>(
     for accept in loops {
         let _ = accept.await;
     }
-    // Every accept loop has ended, so this is the last reference.
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return Ok(());
-    };
-    if tokio::time::timeout(config.graceful_timeout, graceful.shutdown()).await.is_err() {
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(config.graceful_timeout, permits.acquire_many(all)).await;
+    if drained.is_err() {
         tracing::warn!(
             "Graceful timeout ({:?}) passed with requests still in flight",
             config.graceful_timeout
@@ -108,59 +109,104 @@ pub async fn serve<H: Handler>(
     Ok(())
 }
 
-async fn accept_loop<H: Handler>(
+struct AcceptLoop<H> {
     listener: TcpListener,
     handler: Arc<H>,
     config: Arc<ServerConfig>,
     permits: Arc<Semaphore>,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let http1 = config.http1();
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
+    stop: watch::Receiver<bool>,
+}
+
+impl<H: Handler> AcceptLoop<H> {
+    async fn run(mut self) {
+        let http1 = self.config.http1();
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = self.stop.changed() => return,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                },
+                _ = self.stop.changed() => return,
+            };
+            let Ok(local) = stream.local_addr() else { continue };
+            let _ = stream.set_nodelay(true);
+            let info = ConnInfo { peer, local, secure: false };
+            let conn = Connection {
+                handler: Arc::clone(&self.handler),
+                body_timeout: self.config.body_timeout,
+                stop: self.stop.clone(),
+            };
+            let http1 = http1.clone();
+            tokio::spawn(async move {
+                conn.serve(&http1, stream, info).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+struct Connection<H> {
+    handler: Arc<H>,
+    body_timeout: Option<Duration>,
+    stop: watch::Receiver<bool>,
+}
+
+impl<H: Handler> Connection<H> {
+    async fn serve(mut self, http1: &http1::Builder, stream: TcpStream, info: ConnInfo) {
+        let close = CloseSignal::new(Arc::new(Notify::new()));
+        let service = {
+            let (handler, close, body_timeout) = (self.handler, close.clone(), self.body_timeout);
+            service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let req = req.map(|incoming| RequestBody::new(incoming, body_timeout));
+                let response = handler.call(req, info);
+                let close = close.clone();
+                async move { Ok::<_, Infallible>(response.await.map(|body| body.close_signal(close))) }
+            })
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(local) = stream.local_addr() else { continue };
-        let info = ConnInfo { peer, local, secure: false };
-        let handler = Arc::clone(&handler);
-        let body_timeout = config.body_timeout;
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let req = req.map(|incoming| RequestBody::new(incoming, body_timeout));
-            let response = handler.call(req, info);
-            async move { Ok::<_, Infallible>(response.await) }
-        });
         let conn = http1.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended with an error: {e}");
+        let mut conn = std::pin::pin!(conn);
+        let mut closing = *self.stop.borrow();
+        if closing {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(peer = %info.peer, "connection ended with an error: {e}");
+                    }
+                    return;
+                }
+                _ = self.stop.changed(), if !closing => closing = true,
+                _ = close.notified(), if !closing => closing = true,
             }
-            drop(permit);
-        });
+            if closing {
+                // Finish the response in flight (sent with
+                // `Connection: close`), or close now if idle.
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 
 /// Out of file descriptors or memory is transient: back off briefly rather
 /// than spin. Per-connection errors (reset before accept) need no pause.
 async fn accept_error(e: io::Error) {
-    let resource = matches!(e.raw_os_error(), Some(code) if code == 23 || code == 24 || code == 12 || code == 105);
-    if resource {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    const ENOMEM: i32 = 12;
+    const ENOBUFS: i32 = 105;
+    if matches!(e.raw_os_error(), Some(ENFILE | EMFILE | ENOMEM | ENOBUFS)) {
         tracing::error!("accept failed: {e}; pausing accepts for 100 ms");
         tokio::time::sleep(Duration::from_millis(100)).await;
     } else {
