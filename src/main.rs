@@ -15,7 +15,12 @@ fn main() -> ExitCode {
     // Bad flags: clap prints its message and exits with code 2.
     let cli = Cli::parse();
     let env = |key| std::env::var(key).ok();
-    let config = match Config::from_cli(cli, env("PORT").as_deref(), env("VIRTUAL_ENV").as_deref(), env("SCRIPT_NAME").as_deref()) {
+    let config = match Config::from_cli(
+        cli,
+        env("PORT").as_deref(),
+        env("VIRTUAL_ENV").as_deref(),
+        env("SCRIPT_NAME").as_deref(),
+    ) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("aserve: error: {e}");

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod venv;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -51,12 +52,23 @@ impl Log {
         self.text.lock().unwrap().clone()
     }
 
+    /// Bytes logged so far: a mark for [`Log::wait_for_since`].
+    pub fn mark(&self) -> usize {
+        self.text.lock().unwrap().len()
+    }
+
     /// Waits until the log contains `needle`; false on timeout.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_since(0, needle, timeout)
+    }
+
+    /// Waits until the log, from byte `start` on (a [`Log::mark`] taken
+    /// earlier), contains `needle`; false on timeout.
+    pub fn wait_for_since(&self, start: usize, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut text = self.text.lock().unwrap();
         loop {
-            if text.contains(needle) {
+            if text.get(start..).is_some_and(|t| t.contains(needle)) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -212,6 +224,21 @@ impl Server {
     /// Waits until the error log contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         self.log.wait_for(needle, timeout)
+    }
+
+    /// The error log's current length: a mark for [`Server::wait_for_log_since`].
+    pub fn log_mark(&self) -> usize {
+        self.log.mark()
+    }
+
+    /// The error log written since `mark`.
+    pub fn log_since(&self, mark: usize) -> String {
+        self.log.contents().get(mark..).unwrap_or_default().to_string()
+    }
+
+    /// Waits until the error log written since `mark` contains `needle`.
+    pub fn wait_for_log_since(&self, mark: usize, needle: &str, timeout: Duration) -> bool {
+        self.log.wait_for_since(mark, needle, timeout)
     }
 
     /// A fresh TCP connection with 10 s read/write timeouts.

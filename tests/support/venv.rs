@@ -1,3 +1,134 @@
 //! A virtualenv with the pinned framework packages (`tests/requirements.txt`)
 //! made once per test run under `target/test-venv`, so the Flask and Django
 //! suites run on a clean machine with nothing installed by hand.
+//!
+//! The venv is reused across runs while its stamp file matches the current
+//! requirements and interpreter. Within one test process a `OnceLock` makes
+//! the work happen once; across processes (two `cargo test` runs at once) an
+//! exclusive lock on `target/test-venv.lock` serialises the check-and-build,
+//! and the stamp is written only after `pip install` succeeded, so a build
+//! that was interrupted is redone rather than trusted.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Name of the file inside the venv recording what it was built from.
+const STAMP: &str = "aserve-requirements.stamp";
+
+/// The framework virtualenv, created or refreshed on first use.
+///
+/// # Panics
+/// If `python3 -m venv` or `pip install` fails; the message carries their
+/// output. Every later call in the same process panics with the same
+/// message instead of retrying the install.
+pub fn framework_venv() -> PathBuf {
+    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match VENV.get_or_init(build) {
+        Ok(dir) => dir.clone(),
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// The cargo target directory: the binary under test lives in
+/// `<target>/<profile>/aserve`, which honours `CARGO_TARGET_DIR` and
+/// `build.target-dir` alike.
+fn target_dir() -> PathBuf {
+    let bin = super::aserve_bin();
+    bin.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn requirements_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("requirements.txt")
+}
+
+/// 64-bit FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot run {:?}: {e}", cmd.get_program()))?;
+    if out.status.success() { Ok(out) } else { Err(describe(what, &out)) }
+}
+
+/// What the stamp must say for the venv to be reused: the requirements
+/// hash and the exact interpreter the venv was made from.
+fn expected_stamp(requirements: &[u8]) -> Result<String, String> {
+    let out = run(
+        "python3 (interpreter identity)",
+        Command::new("python3").args(["-c", "import sys; print(sys.version); print(sys.base_prefix)"]),
+    )?;
+    Ok(format!(
+        "requirements-fnv1a64={:016x}\npython={}",
+        fnv1a(requirements),
+        String::from_utf8_lossy(&out.stdout).trim()
+    ))
+}
+
+fn build() -> Result<PathBuf, String> {
+    let target = target_dir();
+    let venv = target.join("test-venv");
+    let req_path = requirements_file();
+    let requirements =
+        fs::read(&req_path).map_err(|e| format!("read {}: {e}", req_path.display()))?;
+    let stamp = expected_stamp(&requirements)?;
+
+    fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+    let lock_path = target.join("test-venv.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
+    // Blocks while another test process builds the venv; released on drop.
+    lock.lock().map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+
+    if fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == stamp) {
+        return Ok(venv);
+    }
+
+    let started = std::time::Instant::now();
+    eprintln!("creating framework virtualenv at {} ...", venv.display());
+    if venv.exists() {
+        fs::remove_dir_all(&venv).map_err(|e| format!("remove stale {}: {e}", venv.display()))?;
+    }
+    run(
+        "python3 -m venv",
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+    )?;
+    let python = venv.join("bin").join("python");
+    run(
+        "pip install -r tests/requirements.txt",
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-input"])
+            .arg("-r")
+            .arg(&req_path)
+            // Never let the developer's pip config or an active venv leak in.
+            .env("PIP_REQUIRE_VIRTUALENV", "0")
+            .env_remove("PIP_USER")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME"),
+    )?;
+    // The server adds this venv's site-packages; make sure it has the goods.
+    run(
+        "import check (flask, django) in the new venv",
+        Command::new(&python).args(["-c", "import flask, django"]),
+    )?;
+    fs::write(venv.join(STAMP), &stamp).map_err(|e| format!("write stamp: {e}"))?;
+    eprintln!("framework virtualenv ready in {:.1?}", started.elapsed());
+    Ok(venv)
+}

@@ -20,12 +20,19 @@ pub(crate) fn bind_all(binds: &[Bind], backlog: u32) -> Result<Vec<TcpListener>,
 
 fn bind(bind: &Bind, backlog: u32) -> Result<TcpListener, BindError> {
     let Bind::Tcp { host, port } = bind;
-    let error = |source| BindError { bind: format!("{host}:{port}"), source };
+    let error = |source| BindError {
+        bind: format!("{host}:{port}"),
+        source,
+    };
     let addr = (host.as_str(), *port)
         .to_socket_addrs()
         .map_err(error)?
         .next()
-        .ok_or_else(|| error(std::io::Error::other("the host name resolved to no address")))?;
+        .ok_or_else(|| {
+            error(std::io::Error::other(
+                "the host name resolved to no address",
+            ))
+        })?;
     listen(addr, backlog).map_err(error)
 }
 

@@ -21,7 +21,9 @@ pub fn init(level: LogLevel) {
     tracing_subscriber::fmt()
         .with_max_level(max)
         .with_writer(std::io::stderr)
-        .event_format(LineFormat { pid: std::process::id() })
+        .event_format(LineFormat {
+            pid: std::process::id(),
+        })
         .init();
 }
 
@@ -34,7 +36,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let level = match *event.metadata().level() {
             Level::ERROR => "ERROR",
             Level::WARN => "WARNING",

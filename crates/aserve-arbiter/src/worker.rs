@@ -28,7 +28,11 @@ pub(crate) fn run(config: &Config) -> Result<(), ArbiterError> {
             Err(e) => tracing::warn!("a listener has no local address: {e}"),
         }
     }
-    tracing::info!("Serving {} with up to {} Python threads", config.app, config.threads);
+    tracing::info!(
+        "Serving {} with up to {} Python threads",
+        config.app,
+        config.threads
+    );
     let served = runtime.block_on(async {
         let stop = stop_signal()?;
         aserve_http::serve(listeners, Arc::new(handler), server_config(config), stop).await

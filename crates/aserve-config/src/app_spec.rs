@@ -32,7 +32,10 @@ impl AppSpec {
             "" => "application",
             e => e,
         };
-        Ok(Self { module: module.to_string(), expr: expr.to_string() })
+        Ok(Self {
+            module: module.to_string(),
+            expr: expr.to_string(),
+        })
     }
 }
 
@@ -49,7 +52,10 @@ mod tests {
     #[test]
     fn module_alone_means_application() {
         let s = AppSpec::parse("pkg.mod").unwrap();
-        assert_eq!((s.module.as_str(), s.expr.as_str()), ("pkg.mod", "application"));
+        assert_eq!(
+            (s.module.as_str(), s.expr.as_str()),
+            ("pkg.mod", "application")
+        );
     }
 
     #[test]

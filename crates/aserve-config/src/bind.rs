@@ -15,13 +15,18 @@ impl Bind {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let bad = |why: &str| ConfigError::invalid("--bind", format!("{raw:?}: {why}"));
         if raw.starts_with("unix:") || raw.starts_with("fd://") {
-            return Err(bad("unix sockets and fd:// are not supported yet; use HOST:PORT"));
+            return Err(bad(
+                "unix sockets and fd:// are not supported yet; use HOST:PORT",
+            ));
         }
         let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
             match after {
                 "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':PORT'"))?)),
+                p => (
+                    host,
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':PORT'"))?),
+                ),
             }
         } else {
             match raw.rsplit_once(':') {
@@ -37,20 +42,31 @@ impl Bind {
         }
         let port = match port {
             None => 8000,
-            Some(p) => p.parse().map_err(|_| bad("port must be a number from 0 to 65535"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| bad("port must be a number from 0 to 65535"))?,
         };
-        Ok(Bind::Tcp { host: host.to_string(), port })
+        Ok(Bind::Tcp {
+            host: host.to_string(),
+            port,
+        })
     }
 
     /// 127.0.0.1:8000, or 0.0.0.0:$PORT when the platform sets PORT.
     pub fn default_for_port_env(port_env: Option<&str>) -> Result<Self, ConfigError> {
         match port_env.filter(|p| !p.is_empty()) {
-            None => Ok(Bind::Tcp { host: "127.0.0.1".into(), port: 8000 }),
+            None => Ok(Bind::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            }),
             Some(p) => {
                 let port = p.parse().map_err(|_| {
                     ConfigError::invalid("$PORT", format!("{p:?} is not a port number"))
                 })?;
-                Ok(Bind::Tcp { host: "0.0.0.0".into(), port })
+                Ok(Bind::Tcp {
+                    host: "0.0.0.0".into(),
+                    port,
+                })
             }
         }
     }
@@ -61,7 +77,10 @@ mod tests {
     use super::*;
 
     fn tcp(host: &str, port: u16) -> Bind {
-        Bind::Tcp { host: host.into(), port }
+        Bind::Tcp {
+            host: host.into(),
+            port,
+        }
     }
 
     #[test]
@@ -81,8 +100,14 @@ mod tests {
 
     #[test]
     fn port_env_binds_all_interfaces() {
-        assert_eq!(Bind::default_for_port_env(Some("5000")).unwrap(), tcp("0.0.0.0", 5000));
-        assert_eq!(Bind::default_for_port_env(None).unwrap(), tcp("127.0.0.1", 8000));
+        assert_eq!(
+            Bind::default_for_port_env(Some("5000")).unwrap(),
+            tcp("0.0.0.0", 5000)
+        );
+        assert_eq!(
+            Bind::default_for_port_env(None).unwrap(),
+            tcp("127.0.0.1", 8000)
+        );
         assert!(Bind::default_for_port_env(Some("x")).is_err());
     }
 }

@@ -36,7 +36,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid { setting, reason: reason.into() }
+        Self::Invalid {
+            setting,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -86,18 +89,23 @@ impl Config {
         let binds = if cli.bind.is_empty() {
             vec![Bind::default_for_port_env(port_env)?]
         } else {
-            cli.bind.iter().map(|b| Bind::parse(b)).collect::<Result<_, _>>()?
+            cli.bind
+                .iter()
+                .map(|b| Bind::parse(b))
+                .collect::<Result<_, _>>()?
         };
         if cli.threads == Some(0) {
             return Err(ConfigError::invalid("--threads", "must be at least 1"));
         }
         if cli.worker_connections == 0 {
-            return Err(ConfigError::invalid("--worker-connections", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "--worker-connections",
+                "must be at least 1",
+            ));
         }
         let threads = cli.threads.unwrap_or(cli.worker_connections);
-        let root_path = normalise_root_path(
-            cli.root_path.as_deref().or(script_name_env).unwrap_or(""),
-        )?;
+        let root_path =
+            normalise_root_path(cli.root_path.as_deref().or(script_name_env).unwrap_or(""))?;
         let virtualenv = cli
             .virtualenv
             .or_else(|| virtual_env.filter(|v| !v.is_empty()).map(PathBuf::from));
@@ -135,7 +143,10 @@ fn normalise_root_path(raw: &str) -> Result<String, ConfigError> {
         return Ok(String::new());
     }
     if !trimmed.starts_with('/') {
-        return Err(ConfigError::invalid("--root-path", format!("{raw:?} must start with '/'")));
+        return Err(ConfigError::invalid(
+            "--root-path",
+            format!("{raw:?} must start with '/'"),
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -171,7 +182,10 @@ mod tests {
 
     #[test]
     fn root_path_is_normalised() {
-        assert_eq!(config(&["--root-path", "/api/", "m"]).unwrap().root_path, "/api");
+        assert_eq!(
+            config(&["--root-path", "/api/", "m"]).unwrap().root_path,
+            "/api"
+        );
         assert_eq!(config(&["--root-path", "/", "m"]).unwrap().root_path, "");
         assert!(config(&["--root-path", "api", "m"]).is_err());
     }

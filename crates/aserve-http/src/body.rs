@@ -54,12 +54,18 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub(crate) fn new(incoming: Incoming, timeout: Option<Duration>) -> Self {
-        Self { incoming: Some(incoming), timeout }
+        Self {
+            incoming: Some(incoming),
+            timeout,
+        }
     }
 
     /// A body with no bytes, for handlers under test.
     pub fn empty() -> Self {
-        Self { incoming: None, timeout: None }
+        Self {
+            incoming: None,
+            timeout: None,
+        }
     }
 
     /// The next non-empty chunk, or `None` at the end of the body.
@@ -128,7 +134,11 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Chunk>),
-    File { file: tokio::fs::File, left: u64, buf: BytesMut },
+    File {
+        file: tokio::fs::File,
+        left: u64,
+        buf: BytesMut,
+    },
 }
 
 /// How much of a file is read per frame.
@@ -156,8 +166,12 @@ impl ResponseBody {
     /// blocking pool so no handler thread waits on the client.
     pub fn file(file: std::fs::File, len: u64) -> Self {
         let file = tokio::fs::File::from_std(file);
-        Self::new(Kind::File { file, left: len, buf: BytesMut::new() })
-            .with_declared_length(Some(len))
+        Self::new(Kind::File {
+            file,
+            left: len,
+            buf: BytesMut::new(),
+        })
+        .with_declared_length(Some(len))
     }
 
     /// Caps the body at the response's Content-Length (see the module
@@ -168,7 +182,12 @@ impl ResponseBody {
     }
 
     fn new(kind: Kind) -> Self {
-        Self { kind, remaining: None, failed: false, close: None }
+        Self {
+            kind,
+            remaining: None,
+            failed: false,
+            close: None,
+        }
     }
 
     pub(crate) fn close_signal(mut self, close: CloseSignal) -> Self {
@@ -333,7 +352,8 @@ mod tests {
 
     #[tokio::test]
     async fn excess_bytes_are_cut_and_the_body_fails() {
-        let body = ResponseBody::full(Bytes::from_static(b"0123456789")).with_declared_length(Some(4));
+        let body =
+            ResponseBody::full(Bytes::from_static(b"0123456789")).with_declared_length(Some(4));
         let (bytes, err) = collect(body).await;
         assert_eq!(bytes, b"0123");
         assert!(matches!(err, Some(BodyError::TooLong)), "{err:?}");
@@ -346,7 +366,10 @@ mod tests {
         drop(tx);
         let (bytes, err) = collect(body.with_declared_length(Some(10))).await;
         assert_eq!(bytes, b"abc");
-        assert!(matches!(err, Some(BodyError::TooShort { missing: 7 })), "{err:?}");
+        assert!(
+            matches!(err, Some(BodyError::TooShort { missing: 7 })),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

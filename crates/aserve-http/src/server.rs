@@ -138,9 +138,15 @@ impl<H: Handler> AcceptLoop<H> {
                 },
                 _ = self.stop.changed() => return,
             };
-            let Ok(local) = stream.local_addr() else { continue };
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
-            let info = ConnInfo { peer, local, secure: false };
+            let info = ConnInfo {
+                peer,
+                local,
+                secure: false,
+            };
             let conn = Connection {
                 handler: Arc::clone(&self.handler),
                 body_timeout: self.config.body_timeout,

@@ -21,12 +21,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::runtime::Handle;
 
+use crate::Job;
 use crate::environ::EnvironBuilder;
 use crate::file_wrapper::FileWrapper;
 use crate::input::Input;
 use crate::loader::Loader;
 use crate::start_response::{Flow, StartResponse, internal_error};
-use crate::Job;
 
 /// Everything a pool thread needs to run requests; one per worker.
 pub(crate) struct Driver {
@@ -40,9 +40,17 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn handle(&self, py: Python<'_>, job: Job) {
-        let Job { request, conn, reply } = job;
+        let Job {
+            request,
+            conn,
+            reply,
+        } = job;
         let (parts, body) = request.into_parts();
-        let responder = StartResponse::new(reply, parts.method == http::Method::HEAD, self.channel_capacity);
+        let responder = StartResponse::new(
+            reply,
+            parts.method == http::Method::HEAD,
+            self.channel_capacity,
+        );
         let responder = match Bound::new(py, responder) {
             Ok(r) => r,
             Err(e) => return tracing::error!("cannot create start_response: {e}"),
@@ -54,7 +62,9 @@ impl Driver {
                 parts.uri,
                 self.loader.format_exception(py, &err)
             );
-            responder.borrow_mut().fail("the application raised an exception");
+            responder
+                .borrow_mut()
+                .fail("the application raised an exception");
         }
     }
 
@@ -74,7 +84,12 @@ impl Driver {
         served.and(closed)
     }
 
-    fn serve(&self, py: Python<'_>, iterable: &Bound<'_, PyAny>, responder: &Bound<'_, StartResponse>) -> PyResult<()> {
+    fn serve(
+        &self,
+        py: Python<'_>,
+        iterable: &Bound<'_, PyAny>,
+        responder: &Bound<'_, StartResponse>,
+    ) -> PyResult<()> {
         if !responder.borrow().is_sent() {
             if let Ok(wrapper) = iterable.cast::<FileWrapper>()
                 && let Some((file, len)) = wrapper.get().regular_file(py)
@@ -116,14 +131,24 @@ fn in_memory(iterable: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
     }
     let mut body = BytesMut::new();
     for item in items.iter() {
-        body.extend_from_slice(item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?.as_bytes());
+        body.extend_from_slice(
+            item.cast::<PyBytes>()
+                .map_err(|_| not_bytes(&item))?
+                .as_bytes(),
+        );
     }
     Ok(Some(body.freeze()))
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
-    let kind = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-    PyTypeError::new_err(format!("the app's response iterable yielded {kind}, but WSGI bodies are bytes"))
+    let kind = item
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    PyTypeError::new_err(format!(
+        "the app's response iterable yielded {kind}, but WSGI bodies are bytes"
+    ))
 }
 
 /// PEP 3333: call `close()` if the iterable has one, whatever happened.

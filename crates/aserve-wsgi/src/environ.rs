@@ -79,7 +79,10 @@ impl EnvironBuilder {
         template.set_item("wsgi.input_terminated", true)?;
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("SCRIPT_NAME", settings.script_name)?;
-        template.set_item("SERVER_SOFTWARE", concat!("aserve/", env!("CARGO_PKG_VERSION")))?;
+        template.set_item(
+            "SERVER_SOFTWARE",
+            concat!("aserve/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Self {
             template: template.unbind(),
             keys: Keys::new(py),
@@ -106,9 +109,20 @@ impl EnvironBuilder {
         environ.set_item(&k.request_method, method)?;
         environ.set_item(&k.path_info, latin1(py, &self.path_info(parts.uri.path())))?;
         let query = parts.uri.query().unwrap_or("");
-        environ.set_item(&k.query_string, if query.is_empty() { k.empty.bind(py).clone() } else { PyString::new(py, query) })?;
+        environ.set_item(
+            &k.query_string,
+            if query.is_empty() {
+                k.empty.bind(py).clone()
+            } else {
+                PyString::new(py, query)
+            },
+        )?;
         let raw_uri = match parts.uri.scheme() {
-            None => parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string(),
+            None => parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_string(),
             Some(_) => parts.uri.to_string(),
         };
         environ.set_item(&k.raw_uri, raw_uri)?;
@@ -135,12 +149,19 @@ impl EnvironBuilder {
         let decoded: Vec<u8> = percent_decode(path.as_bytes()).collect();
         let mount = self.script_name.as_bytes();
         match decoded.strip_prefix(mount) {
-            Some(rest) if !mount.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest.to_vec(),
+            Some(rest) if !mount.is_empty() && (rest.is_empty() || rest[0] == b'/') => {
+                rest.to_vec()
+            }
             _ => decoded,
         }
     }
 
-    fn add_headers(&self, py: Python<'_>, environ: &Bound<'_, PyDict>, parts: &Parts) -> PyResult<()> {
+    fn add_headers(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+        parts: &Parts,
+    ) -> PyResult<()> {
         let headers = &parts.headers;
         for name in headers.keys() {
             let key = if name == header::CONTENT_TYPE {
@@ -178,7 +199,13 @@ impl EnvironBuilder {
 fn cgi_name(name: &HeaderName) -> String {
     let mut key = String::with_capacity(5 + name.as_str().len());
     key.push_str("HTTP_");
-    key.extend(name.as_str().chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key.extend(name.as_str().chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
     key
 }
 
@@ -186,11 +213,12 @@ fn cgi_name(name: &HeaderName) -> String {
 /// request target) when there is one, else the local socket.
 fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
     let default_port = if conn.secure { "443" } else { "80" };
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let host = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let Some(host) = host.filter(|h| !h.is_empty()) else {
         return (conn.local.ip().to_string(), conn.local.port().to_string());
     };
@@ -199,13 +227,23 @@ fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
         Some(i) if !host[i..].contains(']') => (&host[..i], &host[i + 1..]),
         _ => (host, default_port),
     };
-    (name.to_string(), if port.is_empty() { default_port.to_string() } else { port.to_string() })
+    (
+        name.to_string(),
+        if port.is_empty() {
+            default_port.to_string()
+        } else {
+            port.to_string()
+        },
+    )
 }
 
 /// Bytes → str, one char per byte (latin-1).
 pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(bytes) {
         Ok(text) if text.is_ascii() => PyString::new(py, text),
-        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+        _ => PyString::new(
+            py,
+            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
+        ),
     }
 }

@@ -13,11 +13,15 @@ pub(crate) struct ErrorStream {
 
 impl ErrorStream {
     pub(crate) fn new() -> Self {
-        Self { pending: Mutex::new(String::new()) }
+        Self {
+            pending: Mutex::new(String::new()),
+        }
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, String> {
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

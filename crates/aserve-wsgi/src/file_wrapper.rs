@@ -24,7 +24,10 @@ impl FileWrapper {
     #[new]
     #[pyo3(signature = (filelike, blksize=8192))]
     fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
-        Self { filelike, blksize: blksize.max(1) }
+        Self {
+            filelike,
+            blksize: blksize.max(1),
+        }
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -32,7 +35,10 @@ impl FileWrapper {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let data = self.filelike.bind(py).call_method1(intern!(py, "read"), (self.blksize,))?;
+        let data = self
+            .filelike
+            .bind(py)
+            .call_method1(intern!(py, "read"), (self.blksize,))?;
         Ok((data.len()? > 0).then_some(data))
     }
 
@@ -51,8 +57,16 @@ impl FileWrapper {
     /// `None` for anything else, which is then served by iteration.
     pub(crate) fn regular_file(&self, py: Python<'_>) -> Option<(File, u64)> {
         let filelike = self.filelike.bind(py);
-        let fd: RawFd = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
-        let offset: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
+        let fd: RawFd = filelike
+            .call_method0(intern!(py, "fileno"))
+            .ok()?
+            .extract()
+            .ok()?;
+        let offset: u64 = filelike
+            .call_method0(intern!(py, "tell"))
+            .ok()?
+            .extract()
+            .ok()?;
         if fd < 0 {
             return None;
         }

@@ -24,7 +24,12 @@ pub(crate) struct Input {
 
 impl Input {
     pub(crate) fn new(body: RequestBody, runtime: Handle) -> Self {
-        Self { body, buf: BytesMut::new(), eof: false, runtime }
+        Self {
+            body,
+            buf: BytesMut::new(),
+            eof: false,
+            runtime,
+        }
     }
 
     /// Pulls one chunk into `buf`; false at the end of the body.
@@ -57,7 +62,11 @@ impl Input {
     }
 
     /// Reads up to and including the next `\n`, at most `limit` bytes.
-    fn line<'py>(&mut self, py: Python<'py>, limit: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn line<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut scanned = 0;
         loop {
             let window = limit.map_or(self.buf.len(), |l| l.min(self.buf.len()));
@@ -90,12 +99,20 @@ impl Input {
     }
 
     #[pyo3(signature = (size=None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.line(py, limit(size))
     }
 
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let hint = limit(hint).filter(|&h| h > 0);
         let lines = PyList::empty(py);
         let mut total = 0;

@@ -88,8 +88,9 @@ impl WsgiHandler {
     /// threads use to pull request bodies.
     pub fn load(config: &WsgiConfig, runtime: Handle) -> Result<Self, LoadError> {
         if let Some(dir) = &config.chdir {
-            std::env::set_current_dir(dir)
-                .map_err(|e| LoadError(format!("Cannot change directory to {}: {e}", dir.display())))?;
+            std::env::set_current_dir(dir).map_err(|e| {
+                LoadError(format!("Cannot change directory to {}: {e}", dir.display()))
+            })?;
         }
         let cwd = std::env::current_dir()
             .map_err(|e| LoadError(format!("Cannot read the current directory: {e}")))?;
@@ -98,9 +99,18 @@ impl WsgiHandler {
             let python_error = |e: PyErr| LoadError(format!("Python initialisation failed: {e}"));
             let loader = Loader::new(py).map_err(python_error)?;
             let app = loader.load(py, config, &cwd)?;
-            let settings = EnvironSettings { script_name: &config.root_path, multiprocess: config.multiprocess };
+            let settings = EnvironSettings {
+                script_name: &config.root_path,
+                multiprocess: config.multiprocess,
+            };
             let environ = EnvironBuilder::new(py, &settings).map_err(python_error)?;
-            Ok(Driver { app, environ, loader, runtime, channel_capacity: CHANNEL_CAPACITY })
+            Ok(Driver {
+                app,
+                environ,
+                loader,
+                runtime,
+                channel_capacity: CHANNEL_CAPACITY,
+            })
         })?;
         let driver = Arc::new(driver);
         let pool = Pool::new(
@@ -118,9 +128,17 @@ impl WsgiHandler {
 }
 
 impl Handler for WsgiHandler {
-    fn call(&self, request: Request, conn: ConnInfo) -> impl Future<Output = Response> + Send + use<> {
+    fn call(
+        &self,
+        request: Request,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response> + Send + use<> {
         let (reply, response) = oneshot::channel();
-        self.pool.submit(Job { request, conn, reply });
+        self.pool.submit(Job {
+            request,
+            conn,
+            reply,
+        });
         async move { response.await.unwrap_or_else(|_| driver::unavailable()) }
     }
 }

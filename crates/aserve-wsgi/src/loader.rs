@@ -21,13 +21,21 @@ pub(crate) struct Loader {
 
 impl Loader {
     pub(crate) fn new(py: Python<'_>) -> PyResult<Self> {
-        let code = CString::new(LOADER).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        let code = CString::new(LOADER)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         let module = PyModule::from_code(py, &code, c"aserve/loader.py", c"_aserve_loader")?;
-        Ok(Self { module: module.unbind() })
+        Ok(Self {
+            module: module.unbind(),
+        })
     }
 
     /// Prepares sys.path and returns the app object.
-    pub(crate) fn load(&self, py: Python<'_>, config: &WsgiConfig, cwd: &Path) -> Result<Py<PyAny>, LoadError> {
+    pub(crate) fn load(
+        &self,
+        py: Python<'_>,
+        config: &WsgiConfig,
+        cwd: &Path,
+    ) -> Result<Py<PyAny>, LoadError> {
         let module = self.module.bind(py);
         let pythonpath: Vec<String> = config.pythonpath.iter().map(|p| absolute(cwd, p)).collect();
         let venv = config.virtualenv.as_ref().map(|v| absolute(cwd, v));
@@ -58,7 +66,12 @@ impl Loader {
             .is_ok_and(|class| err.value(py).is_instance(&class).unwrap_or(false));
         if is_load_error {
             let mut message = err.value(py).to_string();
-            if let Some(cause) = err.value(py).getattr("__cause__").ok().filter(|c| !c.is_none()) {
+            if let Some(cause) = err
+                .value(py)
+                .getattr("__cause__")
+                .ok()
+                .filter(|c| !c.is_none())
+            {
                 let cause = PyErr::from_value(cause);
                 message = format!("{message}\n{}", self.format_exception(py, &cause));
             }

@@ -45,9 +45,22 @@ struct State<J> {
 impl<J: Send + 'static> Pool<J> {
     /// A pool of at most `max` threads (at least one), none started yet.
     pub(crate) fn new(max: usize, idle_timeout: Duration, run: Runner<J>) -> Self {
-        let state = State { queue: VecDeque::new(), threads: 0, idle: 0, spawned: 0 };
-        let shared = Shared { state: Mutex::new(state), work: Condvar::new(), max: max.max(1), idle_timeout, run };
-        Self { shared: Arc::new(shared) }
+        let state = State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            spawned: 0,
+        };
+        let shared = Shared {
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            max: max.max(1),
+            idle_timeout,
+            run,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Queues a job, waking an idle thread or starting a new one if every
@@ -69,7 +82,10 @@ impl<J: Send + 'static> Pool<J> {
         }
         if spawn {
             let shared = Arc::clone(&self.shared);
-            if let Err(e) = std::thread::Builder::new().name(name).spawn(move || shared.thread_main()) {
+            if let Err(e) = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || shared.thread_main())
+            {
                 tracing::error!("cannot start a Python thread: {e}");
                 self.shared.lock().threads -= 1;
             }

@@ -51,8 +51,19 @@ pub(crate) struct StartResponse {
 }
 
 impl StartResponse {
-    pub(crate) fn new(reply: oneshot::Sender<Response>, head_request: bool, capacity: usize) -> Self {
-        Self { head: None, reply: Some(reply), body: None, sent: false, head_request, capacity }
+    pub(crate) fn new(
+        reply: oneshot::Sender<Response>,
+        head_request: bool,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            head: None,
+            reply: Some(reply),
+            body: None,
+            sent: false,
+            head_request,
+            capacity,
+        }
     }
 
     pub(crate) fn is_sent(&self) -> bool {
@@ -72,8 +83,9 @@ impl StartResponse {
 
     fn send(&mut self, response: Response) -> Flow {
         self.sent = true;
-        match self.reply.take().map(|reply| reply.send(response)) {
-            Some(Ok(())) => Flow::Continue,
+        // A failed send hands the response back; it is dropped at once.
+        match self.reply.take().map(|reply| reply.send(response).is_ok()) {
+            Some(true) => Flow::Continue,
             _ => Flow::Stop,
         }
     }
@@ -85,7 +97,8 @@ impl StartResponse {
         if !self.bodyless(head.status) || self.head_request {
             let declared = *head.content_length.get_or_insert(body.len() as u64);
             if head.headers.get(CONTENT_LENGTH).is_none() {
-                head.headers.insert(CONTENT_LENGTH, HeaderValue::from(declared));
+                head.headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(declared));
             }
         }
         let body = if self.bodyless(head.status) {
@@ -104,11 +117,14 @@ impl StartResponse {
             self.send(build(head, ResponseBody::empty()));
             return Ok(());
         }
-        let len = head.content_length.map_or(len, |declared| declared.min(len));
+        let len = head
+            .content_length
+            .map_or(len, |declared| declared.min(len));
         // A file shorter than the declared length still ends the body short,
         // which the front end turns into a closed connection.
         let declared = head.content_length.unwrap_or(len);
-        head.headers.insert(CONTENT_LENGTH, HeaderValue::from(declared));
+        head.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(declared));
         let body = ResponseBody::file(file, len).with_declared_length(Some(declared));
         self.send(build(head, body));
         Ok(())
@@ -117,7 +133,11 @@ impl StartResponse {
     /// Sends the head if needed, then queues `chunk` (a non-empty bytes
     /// object), parking the thread with the GIL released while the client
     /// catches up.
-    pub(crate) fn send_chunk(&mut self, py: Python<'_>, chunk: &Bound<'_, PyBytes>) -> PyResult<Flow> {
+    pub(crate) fn send_chunk(
+        &mut self,
+        py: Python<'_>,
+        chunk: &Bound<'_, PyBytes>,
+    ) -> PyResult<Flow> {
         if !self.sent {
             let head = self.head()?;
             if self.bodyless(head.status) {
@@ -204,7 +224,9 @@ impl StartResponse {
             PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data)))
         })?;
         if !self.sent && self.head.is_none() {
-            return Err(PyAssertionError::new_err("write() called before start_response()"));
+            return Err(PyAssertionError::new_err(
+                "write() called before start_response()",
+            ));
         }
         if data.as_bytes().is_empty() {
             return Ok(());
@@ -216,14 +238,21 @@ impl StartResponse {
 
 /// `raise exc_info[1].with_traceback(exc_info[2])`.
 fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
-    match exc_info.cast::<PyTuple>().ok().and_then(|t| t.get_item(1).ok()) {
+    match exc_info
+        .cast::<PyTuple>()
+        .ok()
+        .and_then(|t| t.get_item(1).ok())
+    {
         Some(value) => PyErr::from_value(value),
         None => PyTypeError::new_err("exc_info must be a (type, value, traceback) tuple"),
     }
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
@@ -231,11 +260,19 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
     })?;
     let (status, reason) = parse_status(status.to_str()?)?;
-    let mut head = Head { status, reason, headers: HeaderMap::new(), content_length: None };
+    let mut head = Head {
+        status,
+        reason,
+        headers: HeaderMap::new(),
+        content_length: None,
+    };
     for item in headers.try_iter()? {
         let item = item?;
         let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-            PyTypeError::new_err(format!("each header must be a (name, value) tuple, got {}", item.repr().map(|r| r.to_string()).unwrap_or_default()))
+            PyTypeError::new_err(format!(
+                "each header must be a (name, value) tuple, got {}",
+                item.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
         })?;
         add_header(&mut head, &name, &value)?;
     }
@@ -274,17 +311,20 @@ fn add_header(head: &mut Head, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>
     let header = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
     let value_bytes = latin1(value, "header value")?;
-    let value = HeaderValue::from_bytes(&value_bytes)
-        .map_err(|_| PyValueError::new_err(format!("invalid value for header {name:?}: {value:?}")))?;
+    let value = HeaderValue::from_bytes(&value_bytes).map_err(|_| {
+        PyValueError::new_err(format!("invalid value for header {name:?}: {value:?}"))
+    })?;
     // Hop-by-hop framing is the server's job (PEP 3333). `Connection: close`
     // is honoured: the front end closes after this response.
     if header == TRANSFER_ENCODING || (header == CONNECTION && value != "close") {
         return Ok(());
     }
     if header == CONTENT_LENGTH {
-        let len = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
-            PyValueError::new_err(format!("invalid Content-Length {value:?}"))
-        })?;
+        let len = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| PyValueError::new_err(format!("invalid Content-Length {value:?}")))?;
         if head.content_length.is_some_and(|existing| existing != len) {
             return Err(PyValueError::new_err("conflicting Content-Length headers"));
         }
@@ -317,10 +357,15 @@ fn build(head: Head, body: ResponseBody) -> Response {
 /// The response for an app that failed before sending anything, or for a
 /// request the bridge could not run.
 pub(crate) fn internal_error() -> Response {
-    let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"Internal Server Error\n")));
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(
+        b"Internal Server Error\n",
+    )));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(CONTENT_LENGTH, HeaderValue::from(22u64));
     response
 }
