@@ -58,9 +58,50 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub worker_connections: usize,
 
-    /// Seconds a client has to send a complete request head.
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub keep_alive: u64,
+
+    /// Seconds a client has to send a complete request head (slowloris
+    /// protection).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub header_timeout: u64,
+
+    /// Seconds without request-body bytes before the app's read fails.
+    /// 0 = no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub body_timeout: u64,
+
+    /// Seconds a request may run before the client gets 504 and the app
+    /// thread gets a TimeoutError. 0 = no limit (long-polls are legitimate).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub request_timeout: u64,
+
+    /// Seconds a request may wait for a Python thread before it is answered
+    /// 503 with Retry-After. 0 = wait as long as it takes.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub queue_timeout: u64,
+
+    /// Maximum bytes in the request line; longer gets 414.
+    #[arg(long, value_name = "BYTES", default_value_t = 4094)]
+    pub limit_request_line: usize,
+
+    /// Maximum number of request header fields; more gets 431.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit_request_fields: usize,
+
+    /// Maximum bytes in one request header field; larger gets 431.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 8190,
+        alias = "limit-request-field_size"
+    )]
+    pub limit_request_field_size: usize,
+
+    /// Maximum request body bytes; larger gets 413. 0 = no limit.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub limit_request_body: u64,
 
     /// Seconds in-flight requests get to finish when the server stops.
     #[arg(long, value_name = "SECS", default_value_t = 30)]

@@ -43,6 +43,19 @@ impl ConfigError {
     }
 }
 
+/// Request-size limits, in gunicorn's names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes in the request line (414 beyond). Default is 4094.
+    pub request_line: usize,
+    /// Header fields (431 beyond). Default is 100.
+    pub request_fields: usize,
+    /// Bytes in one header field (431 beyond). Default is 8190.
+    pub request_field_size: usize,
+    /// Body bytes (413 beyond); `None` = no limit. Default is 1 GiB.
+    pub request_body: Option<u64>,
+}
+
 /// Everything aserve needs to run, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -67,8 +80,18 @@ pub struct Config {
     pub thread_idle_timeout: Duration,
     /// Upper bound of open connections per worker.
     pub worker_connections: usize,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
     /// Time allowed for a request head to arrive.
     pub header_timeout: Duration,
+    /// Longest silence while reading a request body; `None` = no limit.
+    pub body_timeout: Option<Duration>,
+    /// Longest a request may run; `None` = no limit.
+    pub request_timeout: Option<Duration>,
+    /// Longest a request may wait for a Python thread; `None` = no limit.
+    pub queue_timeout: Option<Duration>,
+    /// Request-size limits enforced before the app sees anything.
+    pub limits: Limits,
     /// How long a worker waits for in-flight requests when it shuts down.
     pub graceful_timeout: Duration,
     /// Error log verbosity.
@@ -97,6 +120,21 @@ impl Config {
         if cli.threads == Some(0) {
             return Err(ConfigError::invalid("--threads", "must be at least 1"));
         }
+        if cli.header_timeout == 0 {
+            return Err(ConfigError::invalid(
+                "--header-timeout",
+                "must be at least 1 second",
+            ));
+        }
+        if cli.limit_request_line == 0
+            || cli.limit_request_fields == 0
+            || cli.limit_request_field_size == 0
+        {
+            return Err(ConfigError::invalid(
+                "--limit-request-*",
+                "request line, field count and field size limits must be at least 1",
+            ));
+        }
         if cli.worker_connections == 0 {
             return Err(ConfigError::invalid(
                 "--worker-connections",
@@ -120,11 +158,26 @@ impl Config {
             threads,
             thread_idle_timeout: Duration::from_secs(cli.thread_idle_timeout),
             worker_connections: cli.worker_connections,
+            keep_alive: Duration::from_secs(cli.keep_alive),
             header_timeout: Duration::from_secs(cli.header_timeout),
+            body_timeout: nonzero_secs(cli.body_timeout),
+            request_timeout: nonzero_secs(cli.request_timeout),
+            queue_timeout: nonzero_secs(cli.queue_timeout),
+            limits: Limits {
+                request_line: cli.limit_request_line,
+                request_fields: cli.limit_request_fields,
+                request_field_size: cli.limit_request_field_size,
+                request_body: (cli.limit_request_body > 0).then_some(cli.limit_request_body),
+            },
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),
             log_level: cli.log_level,
         })
     }
+}
+
+/// `0` means "off" for optional timeouts.
+fn nonzero_secs(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn split_pythonpath(raw: Option<&str>) -> Vec<PathBuf> {
@@ -172,6 +225,22 @@ mod tests {
     fn zero_threads_is_rejected_with_flag_name() {
         let e = config(&["--threads", "0", "app:app"]).unwrap_err();
         assert!(e.to_string().contains("--threads"), "{e}");
+    }
+
+    #[test]
+    fn zero_means_off_for_optional_timeouts() {
+        let c = config(&["--request-timeout", "0", "--body-timeout", "9", "app"]).unwrap();
+        assert_eq!(c.request_timeout, None);
+        assert_eq!(c.body_timeout, Some(Duration::from_secs(9)));
+        assert_eq!(c.queue_timeout, None);
+    }
+
+    #[test]
+    fn gunicorn_spelling_of_field_size_is_accepted() {
+        let c = config(&["--limit-request-field_size", "100", "app"]).unwrap();
+        assert_eq!(c.limits.request_field_size, 100);
+        let c = config(&["--limit-request-body", "0", "app"]).unwrap();
+        assert_eq!(c.limits.request_body, None);
     }
 
     #[test]
