@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use aserve_config::Config;
-use aserve_http::ServerConfig;
+use aserve_http::{Limits, ServerConfig};
 use aserve_wsgi::{WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -43,11 +43,19 @@ pub(crate) fn run(config: &Config) -> Result<(), ArbiterError> {
 }
 
 fn server_config(config: &Config) -> ServerConfig {
+    let limits = &config.limits;
     ServerConfig {
         max_connections: config.worker_connections,
+        keep_alive: config.keep_alive,
         header_timeout: config.header_timeout,
-        body_timeout: None,
+        body_timeout: config.body_timeout,
         graceful_timeout: config.graceful_timeout,
+        limits: Limits {
+            request_line: limits.request_line,
+            request_fields: limits.request_fields,
+            request_field_size: limits.request_field_size,
+            request_body: limits.request_body,
+        },
     }
 }
 
@@ -62,6 +70,8 @@ fn wsgi_config(config: &Config) -> WsgiConfig {
         threads: config.threads,
         thread_idle_timeout: config.thread_idle_timeout,
         multiprocess: false,
+        request_timeout: config.request_timeout,
+        queue_timeout: config.queue_timeout,
     }
 }
 

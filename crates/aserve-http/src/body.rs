@@ -19,6 +19,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{Notify, mpsc};
 
+use crate::io::InFlight;
+
 /// Why a body could not be read or completed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BodyError {
@@ -28,6 +30,9 @@ pub enum BodyError {
     /// No body bytes arrived for the configured time.
     #[error("no request body data for {0:?}")]
     Timeout(Duration),
+    /// The body is larger than `--limit-request-body`.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
     /// The producer failed after the head was sent; the connection is cut.
     #[error("response aborted: {0}")]
     Aborted(String),
@@ -49,13 +54,18 @@ pub enum BodyError {
 /// hyper send `100 Continue` to a client that asked for it.
 pub struct RequestBody {
     incoming: Option<Incoming>,
+    /// Bytes the body may still carry.
+    allowance: Option<u64>,
+    limit: u64,
     timeout: Option<Duration>,
 }
 
 impl RequestBody {
-    pub(crate) fn new(incoming: Incoming, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(incoming: Incoming, limit: Option<u64>, timeout: Option<Duration>) -> Self {
         Self {
             incoming: Some(incoming),
+            allowance: limit,
+            limit: limit.unwrap_or(0),
             timeout,
         }
     }
@@ -64,6 +74,8 @@ impl RequestBody {
     pub fn empty() -> Self {
         Self {
             incoming: None,
+            allowance: None,
+            limit: 0,
             timeout: None,
         }
     }
@@ -90,7 +102,18 @@ impl RequestBody {
                     return Err(BodyError::Read(e.to_string()));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => return Ok(Some(data)),
+                    Ok(data) if !data.is_empty() => {
+                        if let Some(allowance) = self.allowance.as_mut() {
+                            // A chunked body has no declared length to check
+                            // up front; it is cut off here instead.
+                            *allowance =
+                                allowance.checked_sub(data.len() as u64).ok_or_else(|| {
+                                    self.incoming = None;
+                                    BodyError::TooLarge(self.limit)
+                                })?;
+                        }
+                        return Ok(Some(data));
+                    }
                     // Empty data frames and trailers carry nothing for the app.
                     _ => continue,
                 },
@@ -108,6 +131,8 @@ pub struct ResponseBody {
     remaining: Option<u64>,
     failed: bool,
     close: Option<CloseSignal>,
+    /// Dropped (marking the request done) when hyper drops the body.
+    _in_flight: Option<InFlight>,
 }
 
 /// Asks the connection a body belongs to to close once the response in
@@ -187,11 +212,15 @@ impl ResponseBody {
             remaining: None,
             failed: false,
             close: None,
+            _in_flight: None,
         }
     }
 
-    pub(crate) fn close_signal(mut self, close: CloseSignal) -> Self {
+    /// Ties the body to its connection: the close signal it may raise, and
+    /// the in-flight mark it releases when dropped.
+    pub(crate) fn attach(mut self, close: CloseSignal, in_flight: InFlight) -> Self {
         self.close = Some(close);
+        self._in_flight = Some(in_flight);
         self
     }
 

@@ -12,17 +12,24 @@
 //! What this crate enforces, so a handler can rely on it:
 //! - at most `max_connections` connections are open; beyond that the accept
 //!   loop stops and clients wait in the kernel backlog;
-//! - a request head must arrive within `header_timeout`;
+//! - a request head must arrive within `header_timeout`, and an idle
+//!   keep-alive connection is closed after `keep_alive`;
+//! - a request over a size limit is answered (414, 431, 413) and never
+//!   reaches the handler;
 //! - a response never carries more bytes than its `Content-Length`, and a
 //!   body that ends short closes the connection rather than hang the client.
 
 mod body;
+mod conn;
+mod io;
+mod limits;
 mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 pub use body::{BodyError, BodySender, RequestBody, ResponseBody};
+pub use limits::{Limits, reject};
 pub use server::{ServerConfig, serve};
 
 /// A request as the handler sees it.

@@ -12,14 +12,16 @@
 //!
 //! Whatever happens, the iterable's `close()` is called exactly once, here.
 
-use aserve_http::ConnInfo;
+use aserve_http::{ConnInfo, reject};
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use http::request::Parts;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use crate::Job;
 use crate::environ::EnvironBuilder;
@@ -44,18 +46,52 @@ impl Driver {
             request,
             conn,
             reply,
+            state,
         } = job;
+        if reply.is_closed() {
+            // Answered already (503 after --queue-timeout) or the client left.
+            return;
+        }
+        if let Some(state) = &state {
+            state.start();
+        }
         let (parts, body) = request.into_parts();
-        let responder = StartResponse::new(
-            reply,
-            parts.method == http::Method::HEAD,
-            self.channel_capacity,
-        );
-        let responder = match Bound::new(py, responder) {
-            Ok(r) => r,
-            Err(e) => return tracing::error!("cannot create start_response: {e}"),
+        self.run(py, parts, &conn, body, reply);
+        if let Some(state) = &state {
+            state.finish(py);
+        }
+    }
+
+    fn run(
+        &self,
+        py: Python<'_>,
+        parts: Parts,
+        conn: &ConnInfo,
+        body: aserve_http::RequestBody,
+        reply: oneshot::Sender<aserve_http::Response>,
+    ) {
+        let head_request = parts.method == http::Method::HEAD;
+        let created = Bound::new(
+            py,
+            StartResponse::new(reply, head_request, self.channel_capacity),
+        )
+        .and_then(|responder| {
+            Ok((
+                responder,
+                Bound::new(py, Input::new(body, self.runtime.clone()))?,
+            ))
+        });
+        let (responder, input) = match created {
+            Ok(pair) => pair,
+            Err(e) => return tracing::error!("cannot set up the request's Python objects: {e}"),
         };
-        if let Err(err) = self.call_app(py, &parts, &conn, body, &responder) {
+        if let Err(err) = self.call_app(py, &parts, conn, &input, &responder) {
+            let too_large = input.try_borrow().is_ok_and(|i| i.too_large());
+            let response = if too_large {
+                reject(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            } else {
+                internal_error()
+            };
             tracing::error!(
                 "Error handling request {} {}\n{}",
                 parts.method,
@@ -64,7 +100,7 @@ impl Driver {
             );
             responder
                 .borrow_mut()
-                .fail("the application raised an exception");
+                .fail("the application raised an exception", response);
         }
     }
 
@@ -73,11 +109,12 @@ impl Driver {
         py: Python<'_>,
         parts: &Parts,
         conn: &ConnInfo,
-        body: aserve_http::RequestBody,
+        input: &Bound<'_, Input>,
         responder: &Bound<'_, StartResponse>,
     ) -> PyResult<()> {
-        let input = Bound::new(py, Input::new(body, self.runtime.clone()))?.into_any();
-        let environ = self.environ.build(py, parts, conn, input)?;
+        let environ = self
+            .environ
+            .build(py, parts, conn, input.clone().into_any())?;
         let iterable = self.app.bind(py).call1((environ, responder))?;
         let served = self.serve(py, &iterable, responder);
         let closed = close(py, &iterable);

@@ -7,9 +7,9 @@
 //! waiting for bytes. The first read is what makes the front end answer
 //! `Expect: 100-continue`.
 
-use aserve_http::RequestBody;
+use aserve_http::{BodyError, RequestBody};
 use bytes::{Buf, BytesMut};
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use tokio::runtime::Handle;
@@ -19,6 +19,8 @@ pub(crate) struct Input {
     body: RequestBody,
     buf: BytesMut,
     eof: bool,
+    /// The body passed `--limit-request-body`; the response should be 413.
+    too_large: bool,
     runtime: Handle,
 }
 
@@ -28,6 +30,7 @@ impl Input {
             body,
             buf: BytesMut::new(),
             eof: false,
+            too_large: false,
             runtime,
         }
     }
@@ -49,9 +52,17 @@ impl Input {
             }
             Err(e) => {
                 self.eof = true;
-                Err(PyOSError::new_err(e.to_string()))
+                self.too_large = matches!(e, BodyError::TooLarge(_));
+                Err(match e {
+                    BodyError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
+                    e => PyOSError::new_err(e.to_string()),
+                })
             }
         }
+    }
+
+    pub(crate) fn too_large(&self) -> bool {
+        self.too_large
     }
 
     fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {

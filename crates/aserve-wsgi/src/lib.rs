@@ -21,6 +21,7 @@ mod input;
 mod loader;
 mod pool;
 mod start_response;
+mod timeout;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use crate::driver::Driver;
 use crate::environ::{EnvironBuilder, EnvironSettings};
 use crate::loader::Loader;
 use crate::pool::Pool;
+use crate::timeout::{RunState, Timeouts};
 
 /// What the bridge needs to know. Built from the user's configuration by
 /// the worker.
@@ -59,6 +61,10 @@ pub struct WsgiConfig {
     pub thread_idle_timeout: Duration,
     /// `wsgi.multiprocess`: whether other processes serve the same app.
     pub multiprocess: bool,
+    /// Longest a request may run (504 and `RequestTimeout` beyond).
+    pub request_timeout: Option<Duration>,
+    /// Longest a request may wait for a thread (503 beyond).
+    pub queue_timeout: Option<Duration>,
 }
 
 /// The app could not be loaded. The message is complete (it includes the
@@ -72,11 +78,14 @@ pub(crate) struct Job {
     request: Request,
     conn: ConnInfo,
     reply: oneshot::Sender<Response>,
+    /// Present when a request or queue timeout is configured.
+    state: Option<Arc<RunState>>,
 }
 
 /// Serves requests with a loaded WSGI app.
 pub struct WsgiHandler {
     pool: Pool<Job>,
+    timeouts: Timeouts,
 }
 
 /// Response chunks a request may queue before its Python thread parks.
@@ -95,7 +104,7 @@ impl WsgiHandler {
         let cwd = std::env::current_dir()
             .map_err(|e| LoadError(format!("Cannot read the current directory: {e}")))?;
         Python::initialize();
-        let driver = Python::attach(|py| -> Result<Driver, LoadError> {
+        let (driver, exception) = Python::attach(|py| -> Result<_, LoadError> {
             let python_error = |e: PyErr| LoadError(format!("Python initialisation failed: {e}"));
             let loader = Loader::new(py).map_err(python_error)?;
             let app = loader.load(py, config, &cwd)?;
@@ -104,21 +113,31 @@ impl WsgiHandler {
                 multiprocess: config.multiprocess,
             };
             let environ = EnvironBuilder::new(py, &settings).map_err(python_error)?;
-            Ok(Driver {
-                app,
-                environ,
-                loader,
-                runtime,
-                channel_capacity: CHANNEL_CAPACITY,
-            })
+            let exception = loader.request_timeout_class(py).map_err(python_error)?;
+            let channel_capacity = CHANNEL_CAPACITY;
+            Ok((
+                Driver {
+                    app,
+                    environ,
+                    loader,
+                    runtime,
+                    channel_capacity,
+                },
+                exception,
+            ))
         })?;
+        let timeouts = Timeouts {
+            request: config.request_timeout,
+            queue: config.queue_timeout,
+            exception: Arc::new(exception),
+        };
         let driver = Arc::new(driver);
         let pool = Pool::new(
             config.threads,
             config.thread_idle_timeout,
             Box::new(move |py, job| driver.handle(py, job)),
         );
-        Ok(Self { pool })
+        Ok(Self { pool, timeouts })
     }
 
     /// Python threads alive now.
@@ -134,11 +153,50 @@ impl Handler for WsgiHandler {
         conn: ConnInfo,
     ) -> impl Future<Output = Response> + Send + use<> {
         let (reply, response) = oneshot::channel();
+        if !self.timeouts.active() {
+            self.pool.submit(Job {
+                request,
+                conn,
+                reply,
+                state: None,
+            });
+            return Either::Plain(response);
+        }
+        let state = Arc::new(RunState::default());
+        let what = format!("{} {} from {}", request.method(), request.uri(), conn.peer);
+        let supervised = self
+            .timeouts
+            .clone()
+            .supervise(Arc::clone(&state), response, what);
         self.pool.submit(Job {
             request,
             conn,
             reply,
+            state: Some(state),
         });
-        async move { response.await.unwrap_or_else(|_| driver::unavailable()) }
+        Either::Supervised(Box::pin(supervised))
+    }
+}
+
+/// The two shapes of [`WsgiHandler::call`]'s future: a bare oneshot (the
+/// default, no allocation) or one supervised by the timeouts.
+enum Either<S> {
+    Plain(oneshot::Receiver<Response>),
+    Supervised(std::pin::Pin<Box<S>>),
+}
+
+impl<S: Future<Output = Response>> Future for Either<S> {
+    type Output = Response;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Response> {
+        match self.get_mut() {
+            Either::Plain(rx) => std::pin::Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| driver::unavailable())),
+            Either::Supervised(fut) => fut.as_mut().poll(cx),
+        }
     }
 }

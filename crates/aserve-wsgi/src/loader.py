@@ -18,6 +18,13 @@ class AppLoadError(Exception):
     """A problem with the APP argument itself, explained in one line."""
 
 
+class RequestTimeout(TimeoutError):
+    """Raised in an app's thread when its request outlives --request-timeout."""
+
+
+AppLoadError.__module__ = RequestTimeout.__module__ = "aserve"
+
+
 def prepare_path(cwd, pythonpath, virtualenv):
     """Puts the app's directory, --pythonpath and the virtualenv first."""
     front = [cwd] + list(pythonpath)

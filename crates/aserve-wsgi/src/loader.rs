@@ -49,6 +49,11 @@ impl Loader {
             .map_err(|e| self.describe(py, &e, Some(config)))
     }
 
+    /// The `RequestTimeout` exception class.
+    pub(crate) fn request_timeout_class(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.module.bind(py).getattr("RequestTimeout")?.unbind())
+    }
+
     /// The full traceback of a Python exception.
     pub(crate) fn format_exception(&self, py: Python<'_>, err: &PyErr) -> String {
         self.module

@@ -179,14 +179,15 @@ impl StartResponse {
         self.send_full(Bytes::new())
     }
 
-    /// The app failed. Before the head: a 500. After: cut the connection so
-    /// the client cannot mistake a truncated body for a complete one.
-    pub(crate) fn fail(&mut self, reason: &str) {
+    /// The app failed. Before the head: `response` (a 500, or a 413 when
+    /// the body was too large). After: cut the connection so the client
+    /// cannot mistake a truncated body for a complete one.
+    pub(crate) fn fail(&mut self, reason: &str, response: Response) {
         if let Some(body) = self.body.take() {
             body.abort(reason.to_string());
         }
         if !self.sent {
-            self.send(internal_error());
+            self.send(response);
         }
     }
 }

@@ -1,0 +1,164 @@
+//! One connection: hyper's HTTP/1.1 state machine plus the timers and
+//! signals hyper does not provide.
+//!
+//! Timers (hyper's own header timer is off, because it also runs while a
+//! keep-alive connection is idle and so cannot tell the two apart):
+//! - a new connection must deliver its first request head within
+//!   `header_timeout` (slowloris protection);
+//! - after a response, an idle connection is closed after `keep_alive`;
+//!   once bytes of the next request arrive, its head must be complete within
+//!   `header_timeout` of the end of the previous response;
+//! - while a request is in flight, no connection timer runs (the body and
+//!   request timeouts belong to the request).
+//!
+//! Invariant: `Activity::in_flight` counts requests whose response body has
+//! not been dropped by hyper; it is zero exactly when the connection is
+//! between requests.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::body::CloseSignal;
+use crate::io::{Activity, CountingStream};
+use crate::{ConnInfo, Handler, RequestBody, ServerConfig};
+
+/// What every connection of a server shares.
+pub(crate) struct Shared<H> {
+    pub(crate) handler: Arc<H>,
+    pub(crate) config: ServerConfig,
+    pub(crate) http1: http1::Builder,
+}
+
+impl<H> Shared<H> {
+    pub(crate) fn new(handler: Arc<H>, config: ServerConfig) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(None)
+            .keep_alive(true)
+            .max_headers(config.limits.request_fields)
+            .max_buf_size(config.limits.read_buffer());
+        Self {
+            handler,
+            config,
+            http1,
+        }
+    }
+}
+
+/// Where the connection is between requests.
+struct Phase {
+    started: Instant,
+    bytes_at_start: u64,
+    first: bool,
+}
+
+pub(crate) async fn serve<H: Handler>(
+    shared: Arc<Shared<H>>,
+    stream: TcpStream,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::default());
+    let close = CloseSignal::new(Arc::new(Notify::new()));
+    let service = {
+        let (shared, activity, close) = (Arc::clone(&shared), Arc::clone(&activity), close.clone());
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let in_flight = activity.start_request();
+            let response = match shared.config.limits.check(&req) {
+                Some(rejected) => Err(rejected),
+                None => {
+                    let (limit, timeout) = (
+                        shared.config.limits.request_body,
+                        shared.config.body_timeout,
+                    );
+                    let req = req.map(|incoming| RequestBody::new(incoming, limit, timeout));
+                    Ok(shared.handler.call(req, info))
+                }
+            };
+            let close = close.clone();
+            async move {
+                let response = match response {
+                    Ok(call) => call.await,
+                    Err(rejected) => rejected,
+                };
+                Ok::<_, Infallible>(response.map(|body| body.attach(close, in_flight)))
+            }
+        })
+    };
+    let io = TokioIo::new(CountingStream::new(stream, Arc::clone(&activity)));
+    let mut conn = std::pin::pin!(shared.http1.serve_connection(io, service));
+    let (keep_alive, header_timeout) = (shared.config.keep_alive, shared.config.header_timeout);
+    let mut phase = Phase {
+        started: Instant::now(),
+        bytes_at_start: 0,
+        first: true,
+    };
+    let deadline = |phase: &Phase| -> Option<Instant> {
+        if activity.in_flight() > 0 {
+            return None;
+        }
+        let head_arriving = phase.first || activity.bytes_read() != phase.bytes_at_start;
+        Some(
+            phase.started
+                + if head_arriving {
+                    header_timeout
+                } else {
+                    keep_alive
+                },
+        )
+    };
+    let mut closing = false;
+    if *stop.borrow() {
+        closing = true;
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let next = deadline(&phase);
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(peer = %info.peer, "connection ended with an error: {e}");
+                }
+                return;
+            }
+            _ = stop.changed(), if !closing => {
+                // Drain: finish the response in flight (sent with
+                // `Connection: close`), or close now if idle.
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = close.notified(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = activity.became_idle() => {
+                phase = Phase { started: Instant::now(), bytes_at_start: activity.bytes_read(), first: false };
+            }
+            _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
+                // The state may have moved on since the deadline was set.
+                if deadline(&phase).is_some_and(|d| d <= Instant::now()) {
+                    let idle = !phase.first && activity.bytes_read() == phase.bytes_at_start;
+                    if idle {
+                        tracing::debug!(peer = %info.peer, "closing idle keep-alive connection");
+                    } else {
+                        tracing::info!(peer = %info.peer, "request head not complete within {header_timeout:?}; closing");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
