@@ -1,1 +1,18 @@
+//! aserve's end-to-end tests: each test starts the real `aserve` binary
+//! against a small app in `tests/apps/` and talks HTTP to it. One module per
+//! area; shared harness in `support`.
 
+mod support;
+
+mod cli;
+mod close;
+mod environ;
+mod failures;
+mod file_wrapper;
+mod frameworks;
+mod input;
+mod protocol;
+mod response_body;
+mod start_response;
+mod startup;
+mod validator;

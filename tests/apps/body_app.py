@@ -3,6 +3,7 @@
 /single   one-chunk list            /empty      empty list
 /stream   generator, three chunks   /status?N   status N with a body
 /cl_short declares 5, yields 10     /cl_long    declares 100, yields 10
+/cl_long_stream  declares 100, streams 10
 /echo     the request path, for keep-alive and pipelining order checks
 """
 
@@ -37,6 +38,9 @@ def app(environ, start_response):
     if path == "/cl_long":
         start_response("200 OK", [TEXT, ("Content-Length", "100")])
         return [b"0123456789"]
+    if path == "/cl_long_stream":
+        start_response("200 OK", [TEXT, ("Content-Length", "100")])
+        return iter([b"01234", b"56789"])
     if path.startswith("/echo"):
         start_response("200 OK", [TEXT])
         return [f"{environ['REQUEST_METHOD']} {path}".encode("latin-1")]

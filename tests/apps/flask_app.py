@@ -7,6 +7,7 @@ lengths and SHA-256 digests of what the app actually received.
 
 import hashlib
 
+import flask
 from flask import (
     Flask,
     jsonify,
@@ -36,7 +37,14 @@ def item(item_id):
 
 @app.get("/json")
 def json_view():
-    return jsonify(framework="flask", ok=True, numbers=[1, 2, 3], text="h\u00e9llo")
+    return jsonify(
+        framework="flask",
+        ok=True,
+        numbers=[1, 2, 3],
+        text="h\u00e9llo",
+        # Where Flask was imported from: the --virtualenv must win.
+        module=flask.__file__,
+    )
 
 
 @app.post("/echo-json")

@@ -27,7 +27,10 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn has_header(&self, name: &str) -> bool {
@@ -36,7 +39,24 @@ impl Response {
 
     /// Whether the body was sent with `Transfer-Encoding: chunked`.
     pub fn is_chunked(&self) -> bool {
-        self.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    }
+
+    /// Every header and the body as text, for leak checks and messages.
+    pub fn dump(&self) -> String {
+        let head: String = self
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect();
+        format!(
+            "{} {} {}\n{head}\n{}",
+            self.version,
+            self.status,
+            self.reason,
+            self.text()
+        )
     }
 
     pub fn text(&self) -> String {
@@ -60,7 +80,7 @@ pub fn kv_lines(text: &str) -> HashMap<String, String> {
 /// Decodes one line of lowercase/uppercase hex.
 pub fn unhex(hex: &str) -> Vec<u8> {
     let hex = hex.trim();
-    assert!(hex.len() % 2 == 0, "odd-length hex {hex:?}");
+    assert!(hex.len().is_multiple_of(2), "odd-length hex {hex:?}");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
@@ -122,17 +142,22 @@ pub fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
 /// (so the response has no body whatever its headers say). 1xx responses
 /// are returned as they are, without a body.
 pub fn read_response(r: &mut impl BufRead, head_request: bool) -> io::Result<Response> {
-    let status_line = read_line(r)?
-        .ok_or_else(|| io::Error::new(ErrorKind::UnexpectedEof, "no status line"))?;
+    let status_line =
+        read_line(r)?.ok_or_else(|| io::Error::new(ErrorKind::UnexpectedEof, "no status line"))?;
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default().to_string();
-    let status = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(ErrorKind::InvalidData, format!("bad status line {status_line:?}")))?;
+    let status = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        io::Error::new(
+            ErrorKind::InvalidData,
+            format!("bad status line {status_line:?}"),
+        )
+    })?;
     let reason = parts.next().unwrap_or_default().to_string();
     if !version.starts_with("HTTP/1.") {
-        return Err(io::Error::new(ErrorKind::InvalidData, format!("bad status line {status_line:?}")));
+        return Err(io::Error::new(
+            ErrorKind::InvalidData,
+            format!("bad status line {status_line:?}"),
+        ));
     }
     let mut headers = Vec::new();
     loop {
@@ -141,12 +166,19 @@ pub fn read_response(r: &mut impl BufRead, head_request: bool) -> io::Result<Res
         if line.is_empty() {
             break;
         }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| io::Error::new(ErrorKind::InvalidData, format!("bad header {line:?}")))?;
+        let (k, v) = line.split_once(':').ok_or_else(|| {
+            io::Error::new(ErrorKind::InvalidData, format!("bad header {line:?}"))
+        })?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let mut resp = Response { version, status, reason, headers, body: Vec::new(), complete: true };
+    let mut resp = Response {
+        version,
+        status,
+        reason,
+        headers,
+        body: Vec::new(),
+        complete: true,
+    };
     if head_request || status < 200 || status == 204 || status == 304 {
         return Ok(resp);
     }
@@ -164,6 +196,11 @@ pub fn read_response(r: &mut impl BufRead, head_request: bool) -> io::Result<Res
     Ok(resp)
 }
 
+/// Sends `request` on a new connection and reads one response.
+pub fn fetch(server: &Server, request: &[u8]) -> Response {
+    Conn::open(server).roundtrip(request)
+}
+
 /// Parses every response in `bytes` (as returned by [`Server::raw`]).
 pub fn parse_all(bytes: &[u8]) -> io::Result<Vec<Response>> {
     let mut cursor = Cursor::new(bytes);
@@ -177,8 +214,12 @@ pub fn parse_all(bytes: &[u8]) -> io::Result<Vec<Response>> {
 /// Parses exactly one response from `bytes`, panicking with the raw text if
 /// it does not parse.
 pub fn parse_one(bytes: &[u8]) -> Response {
-    read_response(&mut Cursor::new(bytes), false)
-        .unwrap_or_else(|e| panic!("unparsable response ({e}): {:?}", String::from_utf8_lossy(bytes)))
+    read_response(&mut Cursor::new(bytes), false).unwrap_or_else(|e| {
+        panic!(
+            "unparsable response ({e}): {:?}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
 }
 
 fn read_chunked(r: &mut impl BufRead, resp: &mut Response) -> io::Result<()> {
@@ -188,8 +229,9 @@ fn read_chunked(r: &mut impl BufRead, resp: &mut Response) -> io::Result<()> {
             return Ok(());
         };
         let size = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| io::Error::new(ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+        let size = usize::from_str_radix(size, 16).map_err(|_| {
+            io::Error::new(ErrorKind::InvalidData, format!("bad chunk size {line:?}"))
+        })?;
         if size == 0 {
             // Trailers, then the blank line.
             loop {
@@ -210,7 +252,10 @@ fn read_chunked(r: &mut impl BufRead, resp: &mut Response) -> io::Result<()> {
         match read_line(r)? {
             Some(l) if l.is_empty() => {}
             Some(l) => {
-                return Err(io::Error::new(ErrorKind::InvalidData, format!("junk after chunk: {l:?}")));
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("junk after chunk: {l:?}"),
+                ));
             }
             None => {
                 resp.complete = false;
@@ -278,7 +323,16 @@ pub struct Conn {
 impl Conn {
     /// A new connection to `server` (10 s read/write timeouts).
     pub fn open(server: &Server) -> Conn {
-        Conn { reader: BufReader::new(server.connect()) }
+        Conn {
+            reader: BufReader::new(server.connect()),
+        }
+    }
+
+    /// Wraps an already connected stream.
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn {
+            reader: BufReader::new(stream),
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -286,11 +340,16 @@ impl Conn {
     }
 
     pub fn set_read_timeout(&self, timeout: Duration) {
-        self.stream().set_read_timeout(Some(timeout)).expect("set timeout");
+        self.stream()
+            .set_read_timeout(Some(timeout))
+            .expect("set timeout");
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).expect("write to aserve");
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .expect("write to aserve");
     }
 
     /// Reads the next response, panicking if none can be parsed.
@@ -308,6 +367,18 @@ impl Conn {
             .unwrap_or_else(|e| panic!("could not read a response: {e}"))
     }
 
+    /// Reads the next response, or None if the server closed the
+    /// connection before sending a status line (a cut connection).
+    pub fn response_or_eof(&mut self) -> Option<Response> {
+        match read_response(&mut self.reader, false) {
+            Ok(resp) => Some(resp),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof && e.to_string() == "no status line" => {
+                None
+            }
+            Err(e) => panic!("could not read a response: {e}"),
+        }
+    }
+
     /// Sends `request` and reads its response.
     pub fn roundtrip(&mut self, request: &[u8]) -> Response {
         self.send(request);
@@ -317,7 +388,9 @@ impl Conn {
     /// Reads exactly `n` bytes (panics on EOF or timeout).
     pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
-        self.reader.read_exact(&mut buf).expect("read bytes from aserve");
+        self.reader
+            .read_exact(&mut buf)
+            .expect("read bytes from aserve");
         buf
     }
 
@@ -331,7 +404,9 @@ impl Conn {
             match self.reader.read(&mut buf) {
                 Ok(0) => return Ok((extra, start.elapsed())),
                 Ok(k) => extra.extend_from_slice(&buf[..k]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok((extra, start.elapsed())),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    return Ok((extra, start.elapsed()));
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     return Err(format!(

@@ -28,7 +28,9 @@ pub fn aserve_bin() -> PathBuf {
 
 /// Directory holding the test apps.
 pub fn apps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("apps")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("apps")
 }
 
 /// The server's stderr, collected line by line, with a condition variable so
@@ -41,7 +43,7 @@ pub struct Log {
 
 impl Log {
     fn push(&self, line: &str) {
-        let mut text = self.text.lock().unwrap();
+        let mut text = self.text.lock().expect("log lock");
         text.push_str(line);
         text.push('\n');
         self.grew.notify_all();
@@ -49,12 +51,12 @@ impl Log {
 
     /// Everything logged so far.
     pub fn contents(&self) -> String {
-        self.text.lock().unwrap().clone()
+        self.text.lock().expect("log lock").clone()
     }
 
     /// Bytes logged so far: a mark for [`Log::wait_for_since`].
     pub fn mark(&self) -> usize {
-        self.text.lock().unwrap().len()
+        self.text.lock().expect("log lock").len()
     }
 
     /// Waits until the log contains `needle`; false on timeout.
@@ -66,7 +68,7 @@ impl Log {
     /// earlier), contains `needle`; false on timeout.
     pub fn wait_for_since(&self, start: usize, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut text = self.text.lock().unwrap();
+        let mut text = self.text.lock().expect("log lock");
         loop {
             if text.get(start..).is_some_and(|t| t.contains(needle)) {
                 return true;
@@ -75,7 +77,7 @@ impl Log {
             if left.is_zero() {
                 return false;
             }
-            text = self.grew.wait_timeout(text, left).unwrap().0;
+            text = self.grew.wait_timeout(text, left).expect("log lock").0;
         }
     }
 }
@@ -144,7 +146,9 @@ impl ServerBuilder {
     /// message carries the server's stderr.
     pub fn start(self) -> Server {
         let mut cmd = self.command();
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn aserve");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Log::default());
@@ -195,7 +199,12 @@ pub struct Server {
 impl Server {
     /// A builder for `aserve --chdir tests/apps -b 127.0.0.1:0 ARGS APP`.
     pub fn builder(app: &str) -> ServerBuilder {
-        ServerBuilder { app: app.to_string(), args: Vec::new(), envs: Vec::new(), chdir: None }
+        ServerBuilder {
+            app: app.to_string(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            chdir: None,
+        }
     }
 
     /// Starts `app` with default settings.
@@ -233,7 +242,11 @@ impl Server {
 
     /// The error log written since `mark`.
     pub fn log_since(&self, mark: usize) -> String {
-        self.log.contents().get(mark..).unwrap_or_default().to_string()
+        self.log
+            .contents()
+            .get(mark..)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Waits until the error log written since `mark` contains `needle`.
@@ -244,8 +257,11 @@ impl Server {
     /// A fresh TCP connection with 10 s read/write timeouts.
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("connect to aserve");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let timeout = Some(Duration::from_secs(10));
+        stream.set_read_timeout(timeout).expect("set read timeout");
+        stream
+            .set_write_timeout(timeout)
+            .expect("set write timeout");
         stream
     }
 

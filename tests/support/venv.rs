@@ -43,12 +43,16 @@ fn target_dir() -> PathBuf {
 }
 
 fn requirements_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("requirements.txt")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("requirements.txt")
 }
 
 /// 64-bit FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn describe(what: &str, out: &Output) -> String {
@@ -65,7 +69,11 @@ fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("{what}: cannot run {:?}: {e}", cmd.get_program()))?;
-    if out.status.success() { Ok(out) } else { Err(describe(what, &out)) }
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(describe(what, &out))
+    }
 }
 
 /// What the stamp must say for the venv to be reused: the requirements
@@ -73,7 +81,10 @@ fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
 fn expected_stamp(requirements: &[u8]) -> Result<String, String> {
     let out = run(
         "python3 (interpreter identity)",
-        Command::new("python3").args(["-c", "import sys; print(sys.version); print(sys.base_prefix)"]),
+        Command::new("python3").args([
+            "-c",
+            "import sys; print(sys.version); print(sys.base_prefix)",
+        ]),
     )?;
     Ok(format!(
         "requirements-fnv1a64={:016x}\npython={}",
@@ -92,9 +103,11 @@ fn build() -> Result<PathBuf, String> {
 
     fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
     let lock_path = target.join("test-venv.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
+    let lock =
+        File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
     // Blocks while another test process builds the venv; released on drop.
-    lock.lock().map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
 
     if fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == stamp) {
         return Ok(venv);
@@ -113,7 +126,14 @@ fn build() -> Result<PathBuf, String> {
     run(
         "pip install -r tests/requirements.txt",
         Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-input"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
             .arg("-r")
             .arg(&req_path)
             // Never let the developer's pip config or an active venv leak in.

@@ -129,7 +129,8 @@ pub struct ResponseBody {
     kind: Kind,
     /// Bytes the declared Content-Length still allows.
     remaining: Option<u64>,
-    failed: bool,
+    /// An error to end the body with on the next poll (see `poll_frame`).
+    failure: Option<BodyError>,
     close: Option<CloseSignal>,
     /// Dropped (marking the request done) when hyper drops the body.
     _in_flight: Option<InFlight>,
@@ -210,7 +211,7 @@ impl ResponseBody {
         Self {
             kind,
             remaining: None,
-            failed: false,
+            failure: None,
             close: None,
             _in_flight: None,
         }
@@ -224,54 +225,10 @@ impl ResponseBody {
         self
     }
 
-    /// Applies the declared length to a chunk about to be sent.
-    fn limit(&mut self, mut chunk: Bytes) -> Result<Bytes, BodyError> {
-        if let Some(remaining) = self.remaining.as_mut() {
-            let len = chunk.len() as u64;
-            if len > *remaining {
-                if *remaining == 0 {
-                    return Err(BodyError::TooLong);
-                }
-                chunk.truncate(*remaining as usize);
-                *remaining = 0;
-                // Deliver what the client is owed, then end the connection:
-                // hyper stops polling once the length is met, so the
-                // failure on the next poll is only a fallback.
-                self.kind = Kind::Full(None);
-                self.failed = true;
-                if let Some(close) = &self.close {
-                    close.raise();
-                }
-                return Ok(chunk);
-            }
-            *remaining -= len;
-        }
-        Ok(chunk)
-    }
-
-    /// The producer is done: fine unless it owes bytes.
-    fn finish(&self) -> Option<Result<Frame<Bytes>, BodyError>> {
-        match self.remaining {
-            Some(missing) if missing > 0 => Some(Err(BodyError::TooShort { missing })),
-            _ => None,
-        }
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
+    /// The next frame, before the deferral of errors in `poll_frame`.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self;
         let chunk = match &mut this.kind {
-            Kind::Empty | Kind::Full(None) if this.failed => {
-                this.failed = false;
-                return Poll::Ready(Some(Err(BodyError::TooLong)));
-            }
             Kind::Empty | Kind::Full(None) => return Poll::Ready(this.finish()),
             Kind::Full(bytes) => bytes.take(),
             Kind::Channel(rx) => match ready!(rx.poll_recv(cx)) {
@@ -304,9 +261,71 @@ impl Body for ResponseBody {
         }
     }
 
+    /// Applies the declared length to a chunk about to be sent.
+    fn limit(&mut self, mut chunk: Bytes) -> Result<Bytes, BodyError> {
+        if let Some(remaining) = self.remaining.as_mut() {
+            let len = chunk.len() as u64;
+            if len > *remaining {
+                if *remaining == 0 {
+                    return Err(BodyError::TooLong);
+                }
+                chunk.truncate(*remaining as usize);
+                *remaining = 0;
+                // Deliver what the client is owed, then end the connection:
+                // hyper stops polling once the length is met, so the
+                // failure on the next poll is only a fallback.
+                self.kind = Kind::Full(None);
+                self.failure = Some(BodyError::TooLong);
+                if let Some(close) = &self.close {
+                    close.raise();
+                }
+                return Ok(chunk);
+            }
+            *remaining -= len;
+        }
+        Ok(chunk)
+    }
+
+    /// The producer is done: fine unless it owes bytes.
+    fn finish(&self) -> Option<Result<Frame<Bytes>, BodyError>> {
+        match self.remaining {
+            Some(missing) if missing > 0 => Some(Err(BodyError::TooShort { missing })),
+            _ => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(failure) = this.failure.take() {
+            return Poll::Ready(Some(Err(failure)));
+        }
+        match this.poll_next(cx) {
+            Poll::Ready(Some(Err(failure))) => {
+                // hyper drops its unflushed write buffer when a body fails.
+                // Yield once first: its poll loop flushes after a pending
+                // write, so the head and the bytes already produced reach
+                // the client before the connection is cut.
+                this.failure = Some(failure);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            polled => polled,
+        }
+    }
+
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Empty | Kind::Full(None) => !self.failed && self.remaining.unwrap_or(0) == 0,
+            Kind::Empty | Kind::Full(None) => {
+                self.failure.is_none() && self.remaining.unwrap_or(0) == 0
+            }
             Kind::File { left, .. } => *left == 0,
             _ => false,
         }

@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use crate::BodyError;
 use crate::body::CloseSignal;
 use crate::io::{Activity, CountingStream};
 use crate::{ConnInfo, Handler, RequestBody, ServerConfig};
@@ -126,7 +127,7 @@ pub(crate) async fn serve<H: Handler>(
         tokio::select! {
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
-                    tracing::debug!(peer = %info.peer, "connection ended with an error: {e}");
+                    log_connection_error(&e, &info);
                 }
                 return;
             }
@@ -157,6 +158,27 @@ pub(crate) async fn serve<H: Handler>(
             }
         }
     }
+}
+
+/// A response body that broke its framing is the app's mistake and worth a
+/// warning; anything else (resets, malformed requests) is routine.
+fn log_connection_error(e: &hyper::Error, info: &ConnInfo) {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(body) = err.downcast_ref::<BodyError>() {
+            if matches!(
+                body,
+                BodyError::TooLong | BodyError::TooShort { .. } | BodyError::File(_)
+            ) {
+                tracing::warn!(peer = %info.peer, "response cut short: {body}; connection closed");
+            } else {
+                tracing::debug!(peer = %info.peer, "response aborted: {body}");
+            }
+            return;
+        }
+        source = err.source();
+    }
+    tracing::debug!(peer = %info.peer, "connection ended with an error: {e}");
 }
 
 fn far_future() -> Instant {

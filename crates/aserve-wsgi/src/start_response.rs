@@ -94,6 +94,17 @@ impl StartResponse {
     /// The server sets Content-Length unless the app did.
     pub(crate) fn send_full(&mut self, body: Bytes) -> PyResult<()> {
         let mut head = self.head()?;
+        if let Some(declared) = head.content_length
+            && declared > body.len() as u64
+            && !self.bodyless(head.status)
+        {
+            // Nothing is sent yet, so the mistake can still be a clean 500
+            // rather than a connection cut mid-body.
+            return Err(PyValueError::new_err(format!(
+                "the app declared Content-Length: {declared} but its body has {} bytes",
+                body.len()
+            )));
+        }
         if !self.bodyless(head.status) || self.head_request {
             let declared = *head.content_length.get_or_insert(body.len() as u64);
             if head.headers.get(CONTENT_LENGTH).is_none() {

@@ -4,6 +4,7 @@ things: echoed data, and lengths and SHA-256 digests of what was received."""
 import hashlib
 import json
 
+import django
 from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
@@ -32,7 +33,14 @@ def item(request, item_id):
 @require_GET
 def json_view(request):
     return JsonResponse(
-        {"framework": "django", "ok": True, "numbers": [1, 2, 3], "text": "h\u00e9llo"}
+        {
+            "framework": "django",
+            "ok": True,
+            "numbers": [1, 2, 3],
+            "text": "h\u00e9llo",
+            # Where Django was imported from: the --virtualenv must win.
+            "module": django.__file__,
+        }
     )
 
 
@@ -74,10 +82,25 @@ def upload(request):
     )
 
 
+def request_body(request):
+    """request.body, also for chunked uploads.
+
+    Django 5.2 reads CONTENT_LENGTH only and ignores wsgi.input_terminated
+    (Django ticket #35838), so a chunked upload looks empty to request.body
+    under any streaming WSGI server (aserve, gunicorn). Apps that accept
+    chunked uploads read wsgi.input to its end, which PEP 3333 servers that
+    set wsgi.input_terminated allow.
+    """
+    meta = request.META
+    if "CONTENT_LENGTH" not in meta and meta.get("wsgi.input_terminated"):
+        return meta["wsgi.input"].read()
+    return request.body
+
+
 @csrf_exempt
 @require_POST
 def raw(request):
-    data = request.body
+    data = request_body(request)
     return JsonResponse(
         {
             "content_length": request.META.get("CONTENT_LENGTH"),

@@ -1,0 +1,166 @@
+//! HTTP/1.x connection handling: keep-alive, pipelining, HTTP/1.0 and
+//! malformed requests, against `tests/apps/body_app.py`.
+
+use std::time::Duration;
+
+use crate::support::Server;
+use crate::support::http::{Conn, get, request, request_version};
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    for i in 0..5 {
+        let path = format!("/echo/{i}");
+        let resp = conn.roundtrip(&get(&path));
+        assert_eq!(
+            (resp.status, resp.text()),
+            (200, format!("GET {path}")),
+            "{}",
+            resp.dump()
+        );
+    }
+    // Streaming (chunked) responses keep the connection too.
+    let resp = conn.roundtrip(&get("/stream"));
+    assert_eq!(
+        resp.text(),
+        "chunk-one;chunk-two;chunk-three",
+        "{}",
+        resp.dump()
+    );
+    let resp = conn.roundtrip(&get("/echo/last"));
+    assert_eq!(resp.text(), "GET /echo/last", "{}", resp.dump());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let mut all = Vec::new();
+    for path in ["/echo/one", "/stream", "/echo/three"] {
+        all.extend_from_slice(&get(path));
+    }
+    conn.send(&all);
+    let expected = [
+        "GET /echo/one",
+        "chunk-one;chunk-two;chunk-three",
+        "GET /echo/three",
+    ];
+    for want in expected {
+        let resp = conn.response();
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, want),
+            "{}",
+            resp.dump()
+        );
+    }
+}
+
+#[test]
+fn http10_request_gets_http1x_response_and_close() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    conn.send(&request_version("GET", "/single", "HTTP/1.0", &[], b""));
+    let resp = conn.response();
+    assert!(resp.version.starts_with("HTTP/1."), "{}", resp.dump());
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "hello world"),
+        "{}",
+        resp.dump()
+    );
+    assert!(!resp.is_chunked(), "{}", resp.dump());
+    let (extra, took) = conn
+        .wait_closed()
+        .expect("HTTP/1.0 without keep-alive must close");
+    assert!(extra.is_empty(), "{:?}", String::from_utf8_lossy(&extra));
+    assert!(took < Duration::from_secs(5), "close took {took:?}");
+}
+
+#[test]
+fn http10_keep_alive_is_honoured() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let req = request_version(
+        "GET",
+        "/single",
+        "HTTP/1.0",
+        &[("Connection", "keep-alive")],
+        b"",
+    );
+    let resp = conn.roundtrip(&req);
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "hello world"),
+        "{}",
+        resp.dump()
+    );
+    assert_eq!(resp.header("content-length"), Some("11"), "{}", resp.dump());
+    let resp = conn.roundtrip(&req);
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "hello world"),
+        "second: {}",
+        resp.dump()
+    );
+}
+
+#[test]
+fn connection_close_request_is_honoured() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let resp = conn.roundtrip(&request("GET", "/single", &[("Connection", "close")], b""));
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "hello world"),
+        "{}",
+        resp.dump()
+    );
+    let closed = conn.wait_closed();
+    assert!(
+        closed.as_ref().is_ok_and(|(extra, _)| extra.is_empty()),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn malformed_request_line_gets_400_and_close() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    conn.send(b"GARBAGE\r\n\r\n");
+    let resp = conn.response();
+    assert_eq!(resp.status, 400, "{}", resp.dump());
+    let closed = conn.wait_closed();
+    assert!(
+        closed.is_ok(),
+        "connection left open after a 400: {closed:?}"
+    );
+    // The server is still fine.
+    let mut conn = Conn::open(&server);
+    let resp = conn.roundtrip(&get("/echo/after"));
+    assert_eq!(resp.text(), "GET /echo/after", "{}", resp.dump());
+}
+
+/// A request blocked in the app must not stop another from being served
+/// (wsgi.multithread is True).
+#[test]
+fn blocked_request_does_not_block_others() {
+    let server = Server::start("gate_app:app");
+    let mut waiting = Conn::open(&server);
+    waiting.send(&get("/wait?g1"));
+    assert!(
+        server.wait_for_log("gate waiting g1", Duration::from_secs(10)),
+        "the first request never reached the app:\n{}",
+        server.log()
+    );
+    let opener = crate::support::http::fetch(&server, &get("/open?g1"));
+    assert_eq!(opener.text(), "done", "{}", opener.dump());
+    let resp = waiting.response();
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "opened"),
+        "{}",
+        resp.dump()
+    );
+}
