@@ -1,32 +1,29 @@
-//! The `aserve` binary: parse the command line, install logging, hand over
+//! The `aserve` binary: load the configuration, install logging, hand over
 //! to the arbiter, and turn any failure into one clear message and an exit
 //! code.
 
 use std::process::ExitCode;
 
-use aserve_config::{Cli, Config};
-use clap::Parser;
+use aserve_config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     // A panic is a bug in aserve; report it in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("aserve: internal error (please report): {info}");
     }));
-    // Bad flags: clap prints its message and exits with code 2.
-    let cli = Cli::parse();
-    let env = |key| std::env::var(key).ok();
-    let config = match Config::from_cli(
-        cli,
-        env("PORT").as_deref(),
-        env("VIRTUAL_ENV").as_deref(),
-        env("SCRIPT_NAME").as_deref(),
-    ) {
+    let config = match Config::load() {
         Ok(config) => config,
+        // Bad flags, --help, --version: clap prints and exits (2, 0, 0).
+        Err(ConfigError::CommandLine(e)) => e.exit(),
         Err(e) => {
             eprintln!("aserve: error: {e}");
             return ExitCode::from(2);
         }
     };
+    if config.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
     aserve_arbiter::logging::init(config.log_level);
     match aserve_arbiter::run(config) {
         Ok(()) => ExitCode::SUCCESS,

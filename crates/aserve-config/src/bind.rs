@@ -72,6 +72,16 @@ impl Bind {
     }
 }
 
+/// The `--bind` spelling, which [`Bind::parse`] reads back.
+impl std::fmt::Display for Bind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bind::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Bind::Tcp { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +106,13 @@ mod tests {
         assert!(Bind::parse("127.0.0.1:70000").is_err());
         assert!(Bind::parse("::1:80").is_err());
         assert!(Bind::parse(":80").is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for raw in ["127.0.0.1:0", "[::1]:9000", "localhost:8000"] {
+            assert_eq!(Bind::parse(raw).unwrap().to_string(), raw);
+        }
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! Which source wins: defaults < file < environment < `ASERVE_CMD_ARGS` <
+//! command line, and where the config file and platform defaults come from.
+
+use super::*;
+
+#[test]
+fn precedence_is_file_then_env_then_command_line() {
+    let s = setup()
+        .toml("app = 'm:app'\nworkers = 2\nbacklog = 10\nkeep_alive = 7\nlog_level = 'debug'\n")
+        .env("ASERVE_WORKERS", "3")
+        .env("ASERVE_BACKLOG", "20");
+    let c = s.ok(&["-w", "4"]);
+    assert_eq!(c.workers, 4, "command line beats env and file");
+    assert_eq!(c.backlog, 20, "env beats file");
+    assert_eq!(c.keep_alive, Duration::from_secs(7), "file beats defaults");
+    assert_eq!(c.log_level, LogLevel::Debug);
+    assert_eq!(
+        c.graceful_timeout,
+        Duration::from_secs(30),
+        "untouched default"
+    );
+    assert_eq!(c.config_file, Some(s.path("aserve.toml")));
+}
+
+#[test]
+fn lists_are_replaced_not_appended() {
+    let s = setup().toml("app = 'm'\nbind = ['127.0.0.1:1', '127.0.0.1:2']\n");
+    assert_eq!(s.ok(&[]).binds, [tcp("127.0.0.1", 1), tcp("127.0.0.1", 2)]);
+    let s = s.env("ASERVE_BIND", "127.0.0.1:9000, [::1]:9001");
+    assert_eq!(s.ok(&[]).binds, [tcp("127.0.0.1", 9000), tcp("::1", 9001)]);
+    assert_eq!(s.ok(&["-b", "0.0.0.0:80"]).binds, [tcp("0.0.0.0", 80)]);
+}
+
+#[test]
+fn cmd_args_rank_between_env_and_command_line() {
+    let s = setup()
+        .env("ASERVE_WORKERS", "3")
+        .env("ASERVE_CMD_ARGS", "--workers 5 -n 'my app' --preload m:app");
+    let c = s.ok(&[]);
+    assert_eq!(
+        (c.workers, c.name.as_deref(), c.preload),
+        (5, Some("my app"), true)
+    );
+    assert_eq!(c.app.module, "m");
+    let c = s.ok(&["-w", "6", "other:app"]);
+    assert_eq!((c.workers, c.app.module.as_str()), (6, "other"));
+}
+
+#[test]
+fn app_comes_from_file_or_env_and_the_positional_wins() {
+    let s = setup().toml("app = 'fromfile:app'\n");
+    assert_eq!(s.ok(&[]).app.module, "fromfile");
+    let s = s.env("ASERVE_APP", "fromenv:create()");
+    assert_eq!(s.ok(&[]).app.to_string(), "fromenv:create()");
+    assert_eq!(s.ok(&["cli"]).app.to_string(), "cli:application");
+}
+
+#[test]
+fn config_file_selection() {
+    let s = setup().file("other.toml", "app = 'other'\n");
+    assert_eq!(s.ok(&["-c", "other.toml"]).app.module, "other");
+    let s = s.env("ASERVE_CONFIG", "other.toml");
+    assert_eq!(s.ok(&[]).config_file, Some(s.path("other.toml")));
+    let e = setup().err(&["m", "-c", "missing.toml"]);
+    let missing = setup();
+    assert!(e.starts_with("config file /"), "{e}");
+    assert!(e.ends_with("missing.toml: no such file"), "{e}");
+    let e = missing
+        .env("ASERVE_CONFIG", "/nonexistent/aserve.toml")
+        .err(&["m"]);
+    assert_eq!(e, "config file /nonexistent/aserve.toml: no such file");
+}
+
+#[test]
+fn relative_config_path_is_resolved_against_cwd() {
+    let s = setup().file("sub.toml", "app = 'm'\n");
+    let c = s.ok(&["--config", "sub.toml"]);
+    assert_eq!(c.config_file.as_deref(), Some(s.path("sub.toml").as_path()));
+    assert!(Path::new(&s.path("sub.toml")).is_absolute());
+}
+
+#[test]
+fn platform_variables_are_fallbacks() {
+    let s = setup()
+        .env("PORT", "5000")
+        .env("WEB_CONCURRENCY", "4")
+        .env("VIRTUAL_ENV", "/venv")
+        .env("SCRIPT_NAME", "/mount/");
+    let c = s.ok(&["m"]);
+    assert_eq!(c.binds, [tcp("0.0.0.0", 5000)]);
+    assert_eq!(c.workers, 4);
+    assert_eq!(c.virtualenv, Some(PathBuf::from("/venv")));
+    assert_eq!(c.root_path, "/mount");
+    let s = s
+        .env("ASERVE_ROOT_PATH", "/api/")
+        .env("ASERVE_WORKERS", "2");
+    let c = s.ok(&["m", "-b", "127.0.0.1:1", "--virtualenv", "/other"]);
+    assert_eq!((c.root_path.as_str(), c.workers), ("/api", 2));
+    assert_eq!(c.binds, [tcp("127.0.0.1", 1)]);
+    assert_eq!(c.virtualenv, Some(PathBuf::from("/other")));
+    let e = setup().env("PORT", "x").err(&["m"]);
+    assert!(e.contains("$PORT"), "{e}");
+}
