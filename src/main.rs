@@ -25,11 +25,17 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     aserve_arbiter::logging::init(config.log_level);
-    match aserve_arbiter::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
+    match aserve_arbiter::run(config, Box::new(reload_config)) {
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// SIGHUP: the configuration as the same command line and environment give
+/// it now.
+fn reload_config() -> Result<Config, String> {
+    Config::load().map_err(|e| e.to_string())
 }

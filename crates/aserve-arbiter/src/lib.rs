@@ -1,22 +1,28 @@
-//! aserve's process layer: binds the listeners, runs the worker, handles
-//! signals.
+//! aserve's process layer: binds the listeners, forks and supervises the
+//! workers, handles signals.
 //!
-//! Today aserve runs one worker in the arbiter's own process: the app is
-//! loaded first (so a broken app fails before any port is bound), then the
-//! listeners are bound and announced with `Listening at:` lines, then the
-//! worker serves until SIGTERM (graceful drain) or SIGINT/SIGQUIT (quick
-//! stop).
+//! [`run`] binds every listener once in the master, optionally imports the
+//! app there (`--preload`), then hands over to the [`master`] loop, which
+//! forks workers that inherit the listeners. Each worker ([`worker`]) runs
+//! its own tokio runtime, WSGI app and thread pool.
 //!
 //! This crate never parses HTTP and never touches Python objects: it wires
-//! the [`aserve_http`] front end to the [`aserve_wsgi`] handler.
+//! the [`aserve_http`] front end to the [`aserve_wsgi`] handler, in as many
+//! processes as asked.
 
+mod heartbeat;
 mod listen;
 pub mod logging;
+mod master;
+mod process;
+mod signals;
 mod worker;
 
 use aserve_config::Config;
 
 pub use listen::BindError;
+pub use master::Reload;
+pub use process::ProcessError;
 
 /// Why aserve could not run.
 #[derive(Debug, thiserror::Error)]
@@ -25,13 +31,44 @@ pub enum ArbiterError {
     Load(#[from] aserve_wsgi::LoadError),
     #[error(transparent)]
     Bind(#[from] BindError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("the server failed: {0}")]
-    Serve(std::io::Error),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("cannot set up signal handling: {0}")]
+    Signals(nix::Error),
 }
 
-/// Runs aserve with `config` until it is told to stop.
-pub fn run(config: Config) -> Result<(), ArbiterError> {
-    worker::run(&config)
+/// Runs aserve with `config` until it is told to stop; returns the exit
+/// status. `reload` re-reads the configuration on SIGHUP.
+pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
+    process::apply_env(&config);
+    if config.check_config {
+        aserve_wsgi::App::load(&worker::wsgi_config(&config, config.workers > 1))?;
+        tracing::info!("Configuration is valid and {} loads", config.app);
+        return Ok(0);
+    }
+    // Before any worker exists, so every child starts with it blocked and
+    // the master never has a signal handler to leak into a fork.
+    let signals = signals::MasterSignals::install().map_err(ArbiterError::Signals)?;
+    process::set_name(&config, "master");
+    let preloaded = if config.preload {
+        Some(aserve_wsgi::App::load(&worker::wsgi_config(
+            &config,
+            config.workers > 1,
+        ))?)
+    } else {
+        None
+    };
+    let bound = listen::bind_all(&config)?;
+    let pid_file = config
+        .pid
+        .as_deref()
+        .map(process::PidFile::create)
+        .transpose()?;
+    process::drop_privileges(&config)?;
+    tracing::info!("Starting aserve {}", env!("CARGO_PKG_VERSION"));
+    let unix_paths = bound.unix_paths.clone();
+    let status = master::Master::new(config, bound.listeners, signals, preloaded, reload).run();
+    listen::remove_unix_sockets(&unix_paths);
+    drop(pid_file);
+    Ok(status)
 }

@@ -21,14 +21,18 @@ pub fn init(level: LogLevel) {
     tracing_subscriber::fmt()
         .with_max_level(max)
         .with_writer(std::io::stderr)
-        .event_format(LineFormat {
-            pid: std::process::id(),
-        })
+        .event_format(LineFormat)
         .init();
 }
 
-struct LineFormat {
-    pid: u32,
+/// Workers inherit the subscriber across fork, so the pid is read per event.
+struct LineFormat;
+
+/// Reopens log files (SIGUSR1), for log rotation. The error log goes to
+/// stderr, which the process manager (systemd, Kubernetes) owns; there is
+/// nothing to reopen until a log file is configured.
+pub fn reopen() {
+    tracing::info!("Reopening log files");
 }
 
 impl<S, N> FormatEvent<S, N> for LineFormat
@@ -51,7 +55,7 @@ where
         };
         writer.write_char('[')?;
         SystemTime.format_time(&mut writer)?;
-        write!(writer, "] [{}] [{level}] ", self.pid)?;
+        write!(writer, "] [{}] [{level}] ", std::process::id())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

@@ -1,45 +1,176 @@
-//! One worker: a tokio runtime, the WSGI app, and the front end serving it.
+//! One worker process: its own tokio runtime, the WSGI app, and the front
+//! end serving the listeners it inherited from the master.
 //!
-//! This is the one place where the user's [`Config`] becomes the front
+//! This is also the one place where the user's [`Config`] becomes the front
 //! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
 
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use aserve_config::Config;
-use aserve_http::{Limits, ServerConfig};
-use aserve_wsgi::{WsgiConfig, WsgiHandler};
+use aserve_http::{ConnInfo, Handler, Limits, Listener, Request, Response, ServerConfig};
+use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 
-use crate::{ArbiterError, listen};
+use crate::heartbeat::{self, BEAT, BOOTED, RETIRING};
+use crate::master::Settings;
 
-pub(crate) fn run(config: &Config) -> Result<(), ArbiterError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Exit status of a worker whose app failed to load (gunicorn's
+/// WORKER_BOOT_ERROR): the master stops instead of respawning in a loop.
+pub(crate) const BOOT_ERROR: i32 = 3;
+
+/// What a forked worker starts from.
+pub(crate) struct WorkerStart<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) settings: &'a Settings,
+    pub(crate) listeners: &'a [Listener],
+    /// The app, when the master preloaded it.
+    pub(crate) app: Option<App>,
+    pub(crate) heartbeat: heartbeat::Sender,
+}
+
+/// Runs the worker; returns its exit status.
+pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
+    let WorkerStart {
+        config,
+        settings,
+        listeners,
+        app,
+        heartbeat,
+    } = start;
+    crate::process::set_name(config, "worker");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("aserve-reactor")
         .enable_all()
         .build()
-        .map_err(ArbiterError::Runtime)?;
-    let handler = WsgiHandler::load(&wsgi_config(config), runtime.handle().clone())?;
-    let listeners = listen::bind_all(&config.binds, config.backlog)?;
-    let pid = std::process::id();
-    for listener in &listeners {
-        match listener.local_addr() {
-            Ok(addr) => tracing::info!("Listening at: http://{addr} ({pid})"),
-            Err(e) => tracing::warn!("a listener has no local address: {e}"),
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return BOOT_ERROR;
         }
-    }
-    tracing::info!(
-        "Serving {} with up to {} Python threads",
-        config.app,
-        config.threads
-    );
+    };
+    let wsgi = wsgi_config(config, settings.workers > 1);
+    let app = match app.map_or_else(|| App::load(&wsgi), Ok) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("{e}");
+            return BOOT_ERROR;
+        }
+    };
+    let listeners: Vec<Listener> = match listeners.iter().map(Listener::try_clone).collect() {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!("cannot use the inherited listeners: {e}");
+            return BOOT_ERROR;
+        }
+    };
+    let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
+    let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
+    let heartbeat = Arc::new(heartbeat);
+    heartbeat.send(BOOTED);
+    tracing::info!("Booting worker with pid: {}", std::process::id());
     let served = runtime.block_on(async {
-        let stop = stop_signal()?;
+        tokio::spawn(beat(Arc::clone(&heartbeat)));
+        let stop = stop_signal(recycle, Arc::clone(&heartbeat))?;
         aserve_http::serve(listeners, Arc::new(handler), server_config(config), stop).await
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
-    served.map_err(ArbiterError::Serve)
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("the worker failed: {e}");
+            1
+        }
+    }
+}
+
+async fn beat(heartbeat: Arc<heartbeat::Sender>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        heartbeat.send(BEAT);
+    }
+}
+
+/// Resolves on SIGTERM (graceful drain), or once the worker has served its
+/// `--max-requests`. SIGINT and SIGQUIT stop at once, as in gunicorn.
+fn stop_signal(
+    recycle: Arc<Notify>,
+    heartbeat: Arc<heartbeat::Sender>,
+) -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("Worker received SIGTERM: graceful shutdown"),
+            _ = recycle.notified() => {
+                tracing::info!("Worker reached its max requests: restarting");
+                heartbeat.send(RETIRING);
+            }
+            _ = int.recv() => quick_exit("SIGINT"),
+            _ = quit.recv() => quick_exit("SIGQUIT"),
+        }
+    })
+}
+
+fn quick_exit(signal: &str) {
+    tracing::info!("Worker received {signal}: stopping now");
+    std::process::exit(0);
+}
+
+/// Counts requests and signals when a worker has served its share
+/// (`--max-requests` plus jitter). A decorator, so neither the front end
+/// nor the WSGI bridge knows about recycling.
+struct Recycle<H> {
+    inner: H,
+    left: Option<AtomicU64>,
+    reached: Arc<Notify>,
+}
+
+impl<H> Recycle<H> {
+    fn new(inner: H, max_requests: Option<u64>) -> (Self, Arc<Notify>) {
+        let reached = Arc::new(Notify::new());
+        let left = max_requests.map(AtomicU64::new);
+        (
+            Self {
+                inner,
+                left,
+                reached: Arc::clone(&reached),
+            },
+            reached,
+        )
+    }
+}
+
+impl<H: Handler> Handler for Recycle<H> {
+    fn call(
+        &self,
+        request: Request,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response> + Send + use<H> {
+        if let Some(left) = &self.left
+            && left.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            self.reached.notify_one();
+        }
+        self.inner.call(request, conn)
+    }
+}
+
+/// A random number in `0..=max`, different in each worker (for the jitter).
+pub(crate) fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    RandomState::new().hash_one(std::process::id()) % (max + 1)
 }
 
 fn server_config(config: &Config) -> ServerConfig {
@@ -59,7 +190,7 @@ fn server_config(config: &Config) -> ServerConfig {
     }
 }
 
-fn wsgi_config(config: &Config) -> WsgiConfig {
+pub(crate) fn wsgi_config(config: &Config, multiprocess: bool) -> WsgiConfig {
     WsgiConfig {
         app_module: config.app.module.clone(),
         app_expr: config.app.expr.clone(),
@@ -69,28 +200,8 @@ fn wsgi_config(config: &Config) -> WsgiConfig {
         root_path: config.root_path.clone(),
         threads: config.threads,
         thread_idle_timeout: config.thread_idle_timeout,
-        multiprocess: false,
+        multiprocess,
         request_timeout: config.request_timeout,
         queue_timeout: config.queue_timeout,
     }
-}
-
-/// Resolves on SIGTERM (graceful drain). SIGINT and SIGQUIT stop at once,
-/// as in gunicorn.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("Received SIGTERM: graceful shutdown"),
-            _ = int.recv() => quick_exit("SIGINT"),
-            _ = quit.recv() => quick_exit("SIGQUIT"),
-        }
-    })
-}
-
-fn quick_exit(signal: &str) {
-    tracing::info!("Received {signal}: stopping now");
-    std::process::exit(0);
 }

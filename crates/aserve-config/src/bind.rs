@@ -7,6 +7,11 @@ use crate::ConfigError;
 pub enum Bind {
     /// `HOST:PORT`; `host` has no brackets (`::1`, not `[::1]`).
     Tcp { host: String, port: u16 },
+    /// `unix:PATH`: a Unix-domain socket, created (with `--umask`) and
+    /// removed on clean exit.
+    Unix(std::path::PathBuf),
+    /// `fd://N`: an already listening socket inherited as descriptor N.
+    Fd(i32),
 }
 
 impl Bind {
@@ -14,10 +19,21 @@ impl Bind {
     /// in gunicorn.
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let bad = |why: &str| ConfigError::invalid("--bind", format!("{raw:?}: {why}"));
-        if raw.starts_with("unix:") || raw.starts_with("fd://") {
-            return Err(bad(
-                "unix sockets and fd:// are not supported yet; use HOST:PORT",
-            ));
+        if let Some(path) = raw.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(bad("missing the socket path after 'unix:'"));
+            }
+            return Ok(Bind::Unix(path.into()));
+        }
+        if let Some(fd) = raw.strip_prefix("fd://") {
+            let fd: i32 = fd
+                .parse()
+                .map_err(|_| bad("expected fd://N with N a descriptor number"))?;
+            if fd < 0 {
+                return Err(bad("a descriptor number is not negative"));
+            }
+            return Ok(Bind::Fd(fd));
         }
         let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
@@ -78,6 +94,8 @@ impl std::fmt::Display for Bind {
         match self {
             Bind::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Bind::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Bind::Unix(path) => write!(f, "unix:{}", path.display()),
+            Bind::Fd(fd) => write!(f, "fd://{fd}"),
         }
     }
 }
@@ -98,6 +116,24 @@ mod tests {
         assert_eq!(Bind::parse("127.0.0.1:0").unwrap(), tcp("127.0.0.1", 0));
         assert_eq!(Bind::parse("[::1]:9000").unwrap(), tcp("::1", 9000));
         assert_eq!(Bind::parse("localhost").unwrap(), tcp("localhost", 8000));
+    }
+
+    #[test]
+    fn parses_unix_and_fd() {
+        assert_eq!(
+            Bind::parse("unix:/run/app.sock").unwrap(),
+            Bind::Unix("/run/app.sock".into())
+        );
+        assert_eq!(
+            Bind::parse("unix:///run/app.sock").unwrap(),
+            Bind::Unix("/run/app.sock".into())
+        );
+        assert_eq!(Bind::parse("fd://3").unwrap(), Bind::Fd(3));
+        assert!(Bind::parse("unix:").is_err());
+        assert!(Bind::parse("fd://x").is_err());
+        for b in ["unix:/a/b.sock", "fd://7", "[::1]:80", "h:1"] {
+            assert_eq!(Bind::parse(b).unwrap().to_string(), b);
+        }
     }
 
     #[test]

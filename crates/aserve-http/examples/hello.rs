@@ -43,7 +43,9 @@ impl Handler for Hello {
 /// `ADDR [--max-connections N] [--keep-alive SECS]`; anything else is an error.
 fn parse_args() -> Result<(String, ServerConfig), String> {
     let mut args = std::env::args().skip(1);
-    let addr = args.next().ok_or("usage: hello HOST:PORT [--max-connections N] [--keep-alive SECS]")?;
+    let addr = args
+        .next()
+        .ok_or("usage: hello HOST:PORT [--max-connections N] [--keep-alive SECS]")?;
     let mut config = ServerConfig::default();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -67,14 +69,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind(&addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+    let listener = match TcpListener::bind(&addr).and_then(|l| l.set_nonblocking(true).map(|()| l))
+    {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("hello: cannot listen on {addr}: {e}");
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hello: cannot start the runtime: {e}");
@@ -87,7 +93,7 @@ fn main() -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
     };
     let served = runtime.block_on(aserve_http::serve(
-        vec![listener],
+        vec![aserve_http::Listener::Tcp(listener)],
         Arc::new(Hello),
         config,
         shutdown,

@@ -22,13 +22,13 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::BodyError;
 use crate::body::CloseSignal;
 use crate::io::{Activity, CountingStream};
+use crate::listener::Stream;
 use crate::{ConnInfo, Handler, RequestBody, ServerConfig};
 
 /// What every connection of a server shares.
@@ -64,7 +64,7 @@ struct Phase {
 
 pub(crate) async fn serve<H: Handler>(
     shared: Arc<Shared<H>>,
-    stream: TcpStream,
+    stream: Stream,
     info: ConnInfo,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -149,9 +149,9 @@ pub(crate) async fn serve<H: Handler>(
                 if deadline(&phase).is_some_and(|d| d <= Instant::now()) {
                     let idle = !phase.first && activity.bytes_read() == phase.bytes_at_start;
                     if idle {
-                        tracing::debug!(peer = %info.peer, "closing idle keep-alive connection");
+                        tracing::debug!(%info, "closing idle keep-alive connection");
                     } else {
-                        tracing::info!(peer = %info.peer, "request head not complete within {header_timeout:?}; closing");
+                        tracing::info!(%info, "request head not complete within {header_timeout:?}; closing");
                     }
                     return;
                 }
@@ -170,15 +170,15 @@ fn log_connection_error(e: &hyper::Error, info: &ConnInfo) {
                 body,
                 BodyError::TooLong | BodyError::TooShort { .. } | BodyError::File(_)
             ) {
-                tracing::warn!(peer = %info.peer, "response cut short: {body}; connection closed");
+                tracing::warn!(%info, "response cut short: {body}; connection closed");
             } else {
-                tracing::debug!(peer = %info.peer, "response aborted: {body}");
+                tracing::debug!(%info, "response aborted: {body}");
             }
             return;
         }
         source = err.source();
     }
-    tracing::debug!(peer = %info.peer, "connection ended with an error: {e}");
+    tracing::debug!(%info, "connection ended with an error: {e}");
 }
 
 fn far_future() -> Instant {

@@ -1,4 +1,4 @@
-//! The socket as hyper sees it: a `TcpStream` that counts the bytes it
+//! The socket as hyper sees it: a stream that counts the bytes it
 //! reads, so the connection task can tell an idle keep-alive connection
 //! (nothing since the last response) from one whose next request head is
 //! arriving (the header timeout applies instead).
@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::listener::Stream;
 
 /// What the connection task watches. Shared with the stream (bytes read),
 /// the service (a request started) and each response body (it ended).
@@ -56,12 +57,12 @@ impl Drop for InFlight {
 }
 
 pub(crate) struct CountingStream {
-    inner: TcpStream,
+    inner: Stream,
     activity: Arc<Activity>,
 }
 
 impl CountingStream {
-    pub(crate) fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: Stream, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 }

@@ -23,6 +23,7 @@ mod body;
 mod conn;
 mod io;
 mod limits;
+mod listener;
 mod server;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use std::net::SocketAddr;
 
 pub use body::{BodyError, BodySender, RequestBody, ResponseBody};
 pub use limits::{Limits, reject};
+pub use listener::Listener;
 pub use server::{ServerConfig, serve};
 
 /// A request as the handler sees it.
@@ -40,12 +42,23 @@ pub type Response = http::Response<ResponseBody>;
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The local address the client connected to.
-    pub local: SocketAddr,
+    /// The client's address; `None` on a Unix-domain socket.
+    pub peer: Option<SocketAddr>,
+    /// The local address the client connected to; `None` on a Unix-domain
+    /// socket.
+    pub local: Option<SocketAddr>,
     /// Whether the connection is TLS (`https`).
     pub secure: bool,
+}
+
+/// Shows the peer, for logs: `peer=127.0.0.1:4242` or `peer=unix`.
+impl std::fmt::Display for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.peer {
+            Some(addr) => write!(f, "peer={addr}"),
+            None => f.write_str("peer=unix"),
+        }
+    }
 }
 
 /// Answers requests. Implemented by the WSGI bridge, and by test doubles.

@@ -15,10 +15,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::conn::{self, Shared};
+use crate::listener::{Bound, Listener};
 use crate::{ConnInfo, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
@@ -60,7 +60,7 @@ impl Default for ServerConfig {
 /// Must be called inside a tokio runtime. The listeners must be
 /// non-blocking.
 pub async fn serve<H: Handler>(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listener>,
     handler: Arc<H>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
@@ -72,7 +72,7 @@ pub async fn serve<H: Handler>(
     let mut loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
         let accept = AcceptLoop {
-            listener: TcpListener::from_std(listener)?,
+            listener: listener.into_tokio()?,
             shared: Arc::clone(&shared),
             permits: Arc::clone(&permits),
             stop: stop_rx.clone(),
@@ -98,7 +98,7 @@ pub async fn serve<H: Handler>(
 }
 
 struct AcceptLoop<H> {
-    listener: TcpListener,
+    listener: Bound,
     shared: Arc<Shared<H>>,
     permits: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
@@ -114,7 +114,7 @@ impl<H: Handler> AcceptLoop<H> {
                 },
                 _ = self.stop.changed() => return,
             };
-            let (stream, peer) = tokio::select! {
+            let (stream, peer, local) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -124,10 +124,6 @@ impl<H: Handler> AcceptLoop<H> {
                 },
                 _ = self.stop.changed() => return,
             };
-            let Ok(local) = stream.local_addr() else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
             let info = ConnInfo {
                 peer,
                 local,

@@ -133,8 +133,12 @@ impl EnvironBuilder {
         };
         environ.set_item(&k.server_protocol, protocol)?;
         environ.set_item(&k.url_scheme, if conn.secure { &k.https } else { &k.http })?;
-        environ.set_item(&k.remote_addr, conn.peer.ip().to_string())?;
-        environ.set_item(&k.remote_port, conn.peer.port().to_string())?;
+        // A Unix-domain socket has no client address; CGI wants the keys.
+        let (addr, port) = conn.peer.map_or((String::new(), String::new()), |p| {
+            (p.ip().to_string(), p.port().to_string())
+        });
+        environ.set_item(&k.remote_addr, addr)?;
+        environ.set_item(&k.remote_port, port)?;
         let (name, port) = server_name_port(parts, conn);
         environ.set_item(&k.server_name, name)?;
         environ.set_item(&k.server_port, port)?;
@@ -220,7 +224,10 @@ fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
             .and_then(|h| h.to_str().ok())
     });
     let Some(host) = host.filter(|h| !h.is_empty()) else {
-        return (conn.local.ip().to_string(), conn.local.port().to_string());
+        return match conn.local {
+            Some(local) => (local.ip().to_string(), local.port().to_string()),
+            None => ("localhost".to_string(), default_port.to_string()),
+        };
     };
     // `[::1]:8000`, `[::1]`, `example.com:8000`, `example.com`.
     let (name, port) = match host.rfind(':') {

@@ -7,6 +7,10 @@
 //! threads that run requests. It never names a socket: requests arrive as
 //! [`aserve_http::Request`]s and leave as [`aserve_http::Response`]s.
 //!
+//! Loading ([`App::load`]) and serving ([`WsgiHandler::start`]) are separate
+//! so that `--preload` can import the app in the master process and forked
+//! workers serve it ([`fork_with_interpreter`] runs CPython's fork hooks).
+//!
 //! A request's path through this crate: [`WsgiHandler::call`] queues a job
 //! on the [`pool`](pool::Pool) and awaits the response head on a oneshot
 //! channel; a pool thread (attached to the interpreter for life) runs the
@@ -82,6 +86,74 @@ pub(crate) struct Job {
     state: Option<Arc<RunState>>,
 }
 
+/// A loaded WSGI application: the interpreter is initialised, sys.path is
+/// set up and the app object imported. Made in the worker, or in the master
+/// with `--preload` and inherited by forked workers.
+pub struct App {
+    app: Py<PyAny>,
+    environ: EnvironBuilder,
+    loader: Loader,
+    exception: Py<PyAny>,
+}
+
+impl App {
+    /// Initialises the interpreter (if this process has not yet), changes
+    /// directory, sets up sys.path and imports the app.
+    pub fn load(config: &WsgiConfig) -> Result<Self, LoadError> {
+        if let Some(dir) = &config.chdir {
+            std::env::set_current_dir(dir).map_err(|e| {
+                LoadError(format!("Cannot change directory to {}: {e}", dir.display()))
+            })?;
+        }
+        let cwd = std::env::current_dir()
+            .map_err(|e| LoadError(format!("Cannot read the current directory: {e}")))?;
+        Python::initialize();
+        Python::attach(|py| {
+            let python_error = |e: PyErr| LoadError(format!("Python initialisation failed: {e}"));
+            let loader = Loader::new(py).map_err(python_error)?;
+            let app = loader.load(py, config, &cwd)?;
+            let settings = EnvironSettings {
+                script_name: &config.root_path,
+                multiprocess: config.multiprocess,
+            };
+            let environ = EnvironBuilder::new(py, &settings).map_err(python_error)?;
+            let exception = loader.request_timeout_class(py).map_err(python_error)?;
+            Ok(Self {
+                app,
+                environ,
+                loader,
+                exception,
+            })
+        })
+    }
+}
+
+/// Runs `fork` (which must call fork(2) and return its result) the way
+/// `os.fork()` does when this process has an interpreter: with CPython's
+/// fork hooks around it, so the child's interpreter state (the GIL, thread
+/// states, import locks) is valid. Without an interpreter it just forks.
+pub fn fork_with_interpreter<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) -> bool) -> T {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return fork();
+    }
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held (the `Python` token), as the fork hooks
+        // require; BeforeFork is paired with exactly one AfterFork call in
+        // each process.
+        unsafe { pyo3::ffi::PyOS_BeforeFork() };
+        let forked = fork();
+        if is_child(&forked) {
+            // SAFETY: as above, in the child, right after fork(2).
+            unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
+        } else {
+            // SAFETY: as above, in the parent.
+            unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+        }
+        forked
+    })
+}
+
 /// Serves requests with a loaded WSGI app.
 pub struct WsgiHandler {
     pool: Pool<Job>,
@@ -92,52 +164,39 @@ pub struct WsgiHandler {
 const CHANNEL_CAPACITY: usize = 4;
 
 impl WsgiHandler {
-    /// Initialises the interpreter (if this process has not yet), sets up
-    /// sys.path and imports the app. `runtime` is the reactor that pool
-    /// threads use to pull request bodies.
-    pub fn load(config: &WsgiConfig, runtime: Handle) -> Result<Self, LoadError> {
-        if let Some(dir) = &config.chdir {
-            std::env::set_current_dir(dir).map_err(|e| {
-                LoadError(format!("Cannot change directory to {}: {e}", dir.display()))
-            })?;
-        }
-        let cwd = std::env::current_dir()
-            .map_err(|e| LoadError(format!("Cannot read the current directory: {e}")))?;
-        Python::initialize();
-        let (driver, exception) = Python::attach(|py| -> Result<_, LoadError> {
-            let python_error = |e: PyErr| LoadError(format!("Python initialisation failed: {e}"));
-            let loader = Loader::new(py).map_err(python_error)?;
-            let app = loader.load(py, config, &cwd)?;
-            let settings = EnvironSettings {
-                script_name: &config.root_path,
-                multiprocess: config.multiprocess,
-            };
-            let environ = EnvironBuilder::new(py, &settings).map_err(python_error)?;
-            let exception = loader.request_timeout_class(py).map_err(python_error)?;
-            let channel_capacity = CHANNEL_CAPACITY;
-            Ok((
-                Driver {
-                    app,
-                    environ,
-                    loader,
-                    runtime,
-                    channel_capacity,
-                },
-                exception,
-            ))
-        })?;
+    /// Starts serving `app`: `runtime` is the reactor that pool threads use
+    /// to pull request bodies.
+    pub fn start(app: App, config: &WsgiConfig, runtime: Handle) -> Self {
+        let App {
+            app,
+            environ,
+            loader,
+            exception,
+        } = app;
         let timeouts = Timeouts {
             request: config.request_timeout,
             queue: config.queue_timeout,
             exception: Arc::new(exception),
         };
-        let driver = Arc::new(driver);
+        let channel_capacity = CHANNEL_CAPACITY;
+        let driver = Arc::new(Driver {
+            app,
+            environ,
+            loader,
+            runtime,
+            channel_capacity,
+        });
         let pool = Pool::new(
             config.threads,
             config.thread_idle_timeout,
             Box::new(move |py, job| driver.handle(py, job)),
         );
-        Ok(Self { pool, timeouts })
+        Self { pool, timeouts }
+    }
+
+    /// [`App::load`] then [`WsgiHandler::start`].
+    pub fn load(config: &WsgiConfig, runtime: Handle) -> Result<Self, LoadError> {
+        Ok(Self::start(App::load(config)?, config, runtime))
     }
 
     /// Python threads alive now.
@@ -163,7 +222,7 @@ impl Handler for WsgiHandler {
             return Either::Plain(response);
         }
         let state = Arc::new(RunState::default());
-        let what = format!("{} {} from {}", request.method(), request.uri(), conn.peer);
+        let what = format!("{} {} ({conn})", request.method(), request.uri());
         let supervised = self
             .timeouts
             .clone()

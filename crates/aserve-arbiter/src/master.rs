@@ -1,0 +1,412 @@
+//! The master process: forks workers and keeps them healthy.
+//!
+//! Invariants:
+//! - the master is single-threaded and never starts a tokio runtime; it
+//!   initialises Python only for `--preload`. That is what makes `fork()`
+//!   safe here;
+//! - every child is in `workers` from `fork()` until `waitpid()` reaps it;
+//! - "current" workers are those of the latest generation (a reload starts a
+//!   new one) that are not retiring; each tick brings their number to
+//!   `target`, and retires the previous generation once the current one has
+//!   `target` booted workers (new workers first, then the old drain);
+//! - a retiring worker was sent SIGTERM (or announced its own exit) at
+//!   `retiring_since` and is killed if still alive after the graceful
+//!   timeout.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use aserve_config::Config;
+use aserve_http::Listener;
+use aserve_wsgi::App;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::heartbeat;
+use crate::signals::MasterSignals;
+use crate::worker::{self, BOOT_ERROR, WorkerStart};
+
+/// Re-reads the configuration (on SIGHUP).
+pub type Reload = Box<dyn Fn() -> Result<Config, String>>;
+
+/// The master's share of the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) graceful_timeout: Duration,
+    pub(crate) max_requests: Option<u64>,
+    pub(crate) max_requests_jitter: u64,
+    pub(crate) max_worker_memory: Option<u64>,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        Self {
+            workers: config.workers.max(1),
+            timeout: config.timeout,
+            graceful_timeout: config.graceful_timeout,
+            max_requests: config.max_requests,
+            max_requests_jitter: config.max_requests_jitter,
+            max_worker_memory: config.max_worker_memory,
+        }
+    }
+
+    pub(crate) fn max_requests_for_this_worker(&self) -> Option<u64> {
+        self.max_requests
+            .map(|n| n + worker::jitter(self.max_requests_jitter))
+    }
+}
+
+struct Worker {
+    heartbeat: File,
+    last_beat: Instant,
+    booted: bool,
+    generation: u64,
+    spawned: Instant,
+    retiring_since: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM: workers drain, then the master exits.
+    Graceful,
+    /// SIGINT/SIGQUIT, or a worker that cannot boot: workers exit at once.
+    Quick,
+}
+
+pub(crate) struct Master {
+    config: Config,
+    settings: Settings,
+    listeners: Vec<Listener>,
+    signals: MasterSignals,
+    preloaded: Option<App>,
+    reload: Reload,
+    workers: BTreeMap<i32, Worker>,
+    target: usize,
+    generation: u64,
+    announced: bool,
+    stopping: Option<(Stop, Instant)>,
+    exit_code: i32,
+}
+
+impl Master {
+    pub(crate) fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        signals: MasterSignals,
+        preloaded: Option<App>,
+        reload: Reload,
+    ) -> Self {
+        let settings = Settings::from_config(&config);
+        let target = settings.workers.max(1);
+        Self {
+            config,
+            settings,
+            listeners,
+            signals,
+            preloaded,
+            reload,
+            workers: BTreeMap::new(),
+            target,
+            generation: 0,
+            announced: false,
+            stopping: None,
+            exit_code: 0,
+        }
+    }
+
+    /// Runs until told to stop; returns the process exit status.
+    pub(crate) fn run(mut self) -> i32 {
+        loop {
+            self.wait(Duration::from_millis(250));
+            for signal in self.signals.drain() {
+                self.on_signal(signal);
+            }
+            self.listen_to_workers();
+            self.reap();
+            if self.stopping.is_none() {
+                self.maintain();
+                self.check_health();
+            }
+            self.enforce_deadlines();
+            if self.stopping.is_some() && self.workers.is_empty() {
+                tracing::info!("Shutting down: master exiting");
+                return self.exit_code;
+            }
+        }
+    }
+
+    /// Sleeps until a signal or a worker message arrives, or `timeout`.
+    fn wait(&self, timeout: Duration) {
+        let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+        fds.extend(
+            self.workers
+                .values()
+                .map(|w| PollFd::new(w.heartbeat.as_fd(), PollFlags::POLLIN)),
+        );
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        let _ = poll(&mut fds, timeout);
+    }
+
+    fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGTERM => self.stop(Stop::Graceful),
+            Signal::SIGINT | Signal::SIGQUIT => self.stop(Stop::Quick),
+            Signal::SIGHUP => self.reload(),
+            Signal::SIGTTIN => {
+                self.target += 1;
+                tracing::info!("SIGTTIN: workers {}", self.target);
+            }
+            Signal::SIGTTOU => {
+                self.target = self.target.saturating_sub(1).max(1);
+                tracing::info!("SIGTTOU: workers {}", self.target);
+            }
+            Signal::SIGUSR1 => {
+                crate::logging::reopen();
+                self.signal_all(Signal::SIGUSR1);
+            }
+            Signal::SIGUSR2 => tracing::warn!("SIGUSR2 (binary upgrade) is not supported; ignored"),
+            _ => {} // SIGCHLD: reaping happens every tick.
+        }
+    }
+
+    fn stop(&mut self, how: Stop) {
+        if self
+            .stopping
+            .is_some_and(|(current, _)| current == Stop::Quick || how == Stop::Graceful)
+        {
+            return;
+        }
+        let (signal, grace) = match how {
+            Stop::Graceful => (Signal::SIGTERM, self.settings.graceful_timeout),
+            Stop::Quick => (Signal::SIGQUIT, Duration::from_secs(2)),
+        };
+        tracing::info!("Handling {signal}: stopping {} workers", self.workers.len());
+        self.stopping = Some((how, Instant::now() + grace + Duration::from_secs(1)));
+        self.signal_all(signal);
+    }
+
+    fn reload(&mut self) {
+        match (self.reload)() {
+            Ok(config) => {
+                tracing::info!("SIGHUP: configuration reloaded; replacing workers");
+                self.settings = Settings::from_config(&config);
+                self.target = self.settings.workers.max(1);
+                self.config = config;
+                self.generation += 1;
+            }
+            Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+        }
+    }
+
+    fn listen_to_workers(&mut self) {
+        let now = Instant::now();
+        let mut first_boot = false;
+        for worker in self.workers.values_mut() {
+            let heard = heartbeat::read(&mut worker.heartbeat);
+            if heard.beat {
+                worker.last_beat = now;
+            }
+            if heard.booted && !worker.booted {
+                worker.booted = true;
+                first_boot = true;
+            }
+            if heard.retiring && worker.retiring_since.is_none() {
+                worker.retiring_since = Some(now);
+            }
+        }
+        if first_boot && !self.announced {
+            self.announced = true;
+            let pid = std::process::id();
+            for listener in &self.listeners {
+                tracing::info!("Listening at: {} ({pid})", listener.describe());
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Ok(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, Err(signal)),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!("waitpid failed: {e}");
+                    return;
+                }
+            };
+            let Some(worker) = self.workers.remove(&pid.as_raw()) else {
+                continue;
+            };
+            match status {
+                Ok(0) => tracing::info!("Worker exiting (pid: {pid})"),
+                Ok(BOOT_ERROR) if !worker.booted => {
+                    tracing::error!("Worker (pid:{pid}) failed to boot; shutting down");
+                    self.exit_code = 1;
+                    self.stop(Stop::Quick);
+                }
+                Ok(code) => tracing::error!("Worker (pid:{pid}) exited with code {code}"),
+                Err(Signal::SIGKILL) => {
+                    tracing::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?")
+                }
+                Err(signal) => tracing::error!("Worker (pid:{pid}) was sent {signal}!"),
+            }
+        }
+    }
+
+    /// Brings the current generation to `target` workers and retires the
+    /// rest (see the module invariants).
+    fn maintain(&mut self) {
+        let current: Vec<(i32, Instant, bool)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && w.retiring_since.is_none())
+            .map(|(&pid, w)| (pid, w.spawned, w.booted))
+            .collect();
+        for _ in current.len()..self.target {
+            self.spawn();
+        }
+        if current.len() > self.target {
+            let mut oldest = current.clone();
+            oldest.sort_by_key(|&(_, spawned, _)| spawned);
+            for &(pid, _, _) in &oldest[..current.len() - self.target] {
+                self.retire(pid, "too many workers");
+            }
+        }
+        let booted = current.iter().filter(|&&(_, _, booted)| booted).count();
+        if booted >= self.target {
+            let old: Vec<i32> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.generation < self.generation && w.retiring_since.is_none())
+                .map(|(&pid, _)| pid)
+                .collect();
+            for pid in old {
+                self.retire(pid, "replaced after reload");
+            }
+        }
+    }
+
+    fn check_health(&mut self) {
+        let mut unhealthy = Vec::new();
+        for (&pid, worker) in &self.workers {
+            if let Some(timeout) = self.settings.timeout
+                && worker.booted
+                && worker.last_beat.elapsed() > timeout
+            {
+                tracing::error!("WORKER TIMEOUT (pid:{pid}): no heartbeat for {timeout:?}");
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            if let Some(max) = self.settings.max_worker_memory
+                && worker.booted
+                && worker.retiring_since.is_none()
+                && let Some(rss) = rss_bytes(pid)
+                && rss > max
+            {
+                tracing::info!(
+                    "Worker (pid:{pid}) uses {} MiB of memory: restarting",
+                    rss >> 20
+                );
+                unhealthy.push(pid);
+            }
+        }
+        for pid in unhealthy {
+            self.retire(pid, "memory bound");
+        }
+    }
+
+    fn enforce_deadlines(&mut self) {
+        let grace = self.settings.graceful_timeout + Duration::from_secs(1);
+        let stop_deadline = self.stopping.map(|(_, deadline)| deadline);
+        for (&pid, worker) in &self.workers {
+            let late = worker
+                .retiring_since
+                .is_some_and(|since| since.elapsed() > grace)
+                || stop_deadline.is_some_and(|deadline| Instant::now() > deadline);
+            if late {
+                tracing::warn!("Worker (pid:{pid}) did not exit in time: killing it");
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+
+    fn retire(&mut self, pid: i32, why: &str) {
+        if let Some(worker) = self.workers.get_mut(&pid) {
+            tracing::info!("Retiring worker (pid:{pid}): {why}");
+            worker.retiring_since = Some(Instant::now());
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        for &pid in self.workers.keys() {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+    }
+
+    fn spawn(&mut self) {
+        let master_pid = nix::unistd::getpid();
+        let (read, write) = match heartbeat::pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => return tracing::error!("cannot create a worker pipe: {e}"),
+        };
+        let forked = aserve_wsgi::fork_with_interpreter(
+            // SAFETY: the master is single-threaded (see the module
+            // invariants), so the child may run arbitrary code. With
+            // --preload, threads started by the app's import do not exist in
+            // the child; CPython's fork hooks (run around this call) reset
+            // the interpreter's own state for that.
+            || unsafe { nix::unistd::fork() },
+            |forked| matches!(forked, Ok(ForkResult::Child)),
+        );
+        match forked {
+            Ok(ForkResult::Child) => {
+                drop(read);
+                // A worker must not outlive its master (killed, crashed):
+                // the kernel sends it SIGTERM, which drains it. If the master
+                // died before this line, the parent is already someone else.
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+                if nix::unistd::getppid() != master_pid {
+                    std::process::exit(0);
+                }
+                self.signals.restore_mask_in_child();
+                let start = WorkerStart {
+                    config: &self.config,
+                    settings: &self.settings,
+                    listeners: &self.listeners,
+                    app: self.preloaded.take(),
+                    heartbeat: heartbeat::Sender::new(write),
+                };
+                std::process::exit(worker::run(start));
+            }
+            Ok(ForkResult::Parent { child }) => {
+                let now = Instant::now();
+                let worker = Worker {
+                    heartbeat: read,
+                    last_beat: now,
+                    booted: false,
+                    generation: self.generation,
+                    spawned: now,
+                    retiring_since: None,
+                };
+                self.workers.insert(child.as_raw(), worker);
+            }
+            Err(e) => tracing::error!("cannot fork a worker: {e}"),
+        }
+    }
+}
+
+/// Resident memory of a process, from /proc.
+fn rss_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,143 @@
+//! Process-wide set-up in the master: environment (`-e`), the process name
+//! (`-n`), the pid file (`--pid`) and dropping privileges (`--user`,
+//! `--group`). All of it runs before any worker is forked, while the master
+//! is still the only thread.
+
+use std::path::{Path, PathBuf};
+
+use aserve_config::{Account, Config};
+use nix::unistd::{Gid, Group, Pid, Uid, User, setgid, setgroups, setuid};
+
+/// A problem with process set-up, named for the setting that caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("--pid {path}: {reason}")]
+    PidFile { path: String, reason: String },
+    #[error("--{setting} {account}: {reason}")]
+    Account {
+        setting: &'static str,
+        account: String,
+        reason: String,
+    },
+}
+
+/// Applies `-e KEY=VALUE` to this process, so workers and the app see it.
+pub(crate) fn apply_env(config: &Config) {
+    for (key, value) in &config.env {
+        // SAFETY: the master is single-threaded at this point (no runtime,
+        // no workers, Python not started), so nothing can read the
+        // environment concurrently.
+        unsafe { std::env::set_var(key, value) };
+    }
+}
+
+/// Names the process as `ps`/`top` show it (the kernel keeps 15 bytes).
+pub(crate) fn set_name(config: &Config, role: &str) {
+    let base = config.name.as_deref().unwrap_or("aserve");
+    let name = format!("{base}: {role}");
+    let name: String = name.chars().take(15).collect();
+    if let Ok(name) = std::ffi::CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
+/// The `--pid` file; removed when dropped.
+pub(crate) struct PidFile(PathBuf);
+
+impl PidFile {
+    pub(crate) fn create(path: &Path) -> Result<Self, ProcessError> {
+        let error = |reason: String| ProcessError::PidFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Ok(existing) = std::fs::read_to_string(path)
+            && let Ok(pid) = existing.trim().parse::<i32>()
+            && pid > 0
+            && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+        {
+            return Err(error(format!(
+                "aserve (or another process) is already running as pid {pid}"
+            )));
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| error(e.to_string()))?;
+        Ok(Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Switches to `--group` then `--user`, after the listeners are bound (so
+/// privileged ports work) and before any worker exists.
+pub(crate) fn drop_privileges(config: &Config) -> Result<(), ProcessError> {
+    let gid = config.group.as_ref().map(group_id).transpose()?;
+    let user = config.user.as_ref().map(user_ids).transpose()?;
+    let gid = gid.or(user.map(|(_, gid)| gid));
+    if let Some(gid) = gid {
+        let group = config
+            .group
+            .as_ref()
+            .map_or_else(|| gid.to_string(), ToString::to_string);
+        let fail = |e: nix::Error| ProcessError::Account {
+            setting: "group",
+            account: group.clone(),
+            reason: e.to_string(),
+        };
+        // Supplementary groups of root must not survive the switch.
+        if Uid::effective().is_root() {
+            setgroups(&[gid]).map_err(fail)?;
+        }
+        setgid(gid).map_err(fail)?;
+    }
+    if let (Some((uid, _)), Some(account)) = (user, &config.user) {
+        setuid(uid).map_err(|e| ProcessError::Account {
+            setting: "user",
+            account: account.to_string(),
+            reason: e.to_string(),
+        })?;
+        tracing::info!("Running as user {account}");
+    }
+    Ok(())
+}
+
+fn user_ids(account: &Account) -> Result<(Uid, Gid), ProcessError> {
+    let unknown = |reason: String| ProcessError::Account {
+        setting: "user",
+        account: account.to_string(),
+        reason,
+    };
+    let user = match account {
+        Account::Id(id) => User::from_uid(Uid::from_raw(*id)),
+        Account::Name(name) => User::from_name(name),
+    }
+    .map_err(|e| unknown(e.to_string()))?;
+    match (user, account) {
+        (Some(user), _) => Ok((user.uid, user.gid)),
+        // A numeric id with no passwd entry is still a valid id.
+        (None, Account::Id(id)) => Ok((Uid::from_raw(*id), Gid::from_raw(*id))),
+        (None, Account::Name(_)) => Err(unknown("no such user".into())),
+    }
+}
+
+fn group_id(account: &Account) -> Result<Gid, ProcessError> {
+    match account {
+        Account::Id(id) => Ok(Gid::from_raw(*id)),
+        Account::Name(name) => match Group::from_name(name) {
+            Ok(Some(group)) => Ok(group.gid),
+            Ok(None) => Err(ProcessError::Account {
+                setting: "group",
+                account: name.clone(),
+                reason: "no such group".into(),
+            }),
+            Err(e) => Err(ProcessError::Account {
+                setting: "group",
+                account: name.clone(),
+                reason: e.to_string(),
+            }),
+        },
+    }
+}

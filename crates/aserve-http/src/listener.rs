@@ -1,0 +1,139 @@
+//! What the front end listens on: TCP or Unix-domain sockets, bound by the
+//! caller (the arbiter binds once and workers inherit them).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// A bound, listening, non-blocking socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Listener {
+    /// A second handle on the same socket (for a forked worker).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Self::Tcp(l) => Self::Tcp(l.try_clone()?),
+            Self::Unix(l) => Self::Unix(l.try_clone()?),
+        })
+    }
+
+    /// `http://127.0.0.1:8000` or `unix:/run/app.sock`, for the
+    /// `Listening at:` line.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => match l.local_addr() {
+                Ok(addr) => format!("http://{addr}"),
+                Err(_) => "http://?".into(),
+            },
+            Self::Unix(l) => match l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            {
+                Some(path) => format!("unix:{path}"),
+                None => "unix:?".into(),
+            },
+        }
+    }
+
+    pub(crate) fn into_tokio(self) -> io::Result<Bound> {
+        Ok(match self {
+            Self::Tcp(l) => Bound::Tcp(tokio::net::TcpListener::from_std(l)?),
+            Self::Unix(l) => Bound::Unix(tokio::net::UnixListener::from_std(l)?),
+        })
+    }
+}
+
+pub(crate) enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Bound {
+    /// The next connection, its peer and the local address (TCP only).
+    pub(crate) async fn accept(
+        &self,
+    ) -> io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
+        match self {
+            Self::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
+                Ok((Stream::Tcp(stream), Some(peer), local))
+            }
+            Self::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Stream::Unix(stream), None, None))
+            }
+        }
+    }
+}
+
+/// An accepted connection.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+macro_rules! delegate {
+    ($self:ident, $stream:ident => $call:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+            Stream::Unix($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
+}
