@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    aserve_arbiter::logging::init(config.log_level);
+    if let Err(e) = aserve_arbiter::logging::init(&config) {
+        eprintln!("aserve: error: {e}");
+        return ExitCode::from(2);
+    }
     match aserve_arbiter::run(config, Box::new(reload_config)) {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => {

@@ -21,6 +21,7 @@ mod worker;
 use aserve_config::Config;
 
 pub use listen::BindError;
+pub use logging::LogError;
 pub use master::Reload;
 pub use process::ProcessError;
 

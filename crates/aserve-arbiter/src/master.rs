@@ -169,6 +169,7 @@ impl Master {
             }
             Signal::SIGUSR1 => {
                 crate::logging::reopen();
+                tracing::info!("SIGUSR1: log files reopened");
                 self.signal_all(Signal::SIGUSR1);
             }
             Signal::SIGUSR2 => tracing::warn!("SIGUSR2 (binary upgrade) is not supported; ignored"),

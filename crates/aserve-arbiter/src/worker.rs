@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aserve_config::Config;
-use aserve_http::{ConnInfo, Handler, Limits, Listener, Request, Response, ServerConfig};
+use aserve_config::{Config, LogFormat, LogTarget};
+use aserve_http::{
+    AccessLog, AccessLogTarget, ConnInfo, Handler, Limits, Listener, Request, Response,
+    ServerConfig,
+};
 use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -70,6 +73,13 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
+    let access_log = match access_log(config) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::error!("{e}");
+            return BOOT_ERROR;
+        }
+    };
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
     let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
     let heartbeat = Arc::new(heartbeat);
@@ -77,8 +87,13 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     tracing::info!("Booting worker with pid: {}", std::process::id());
     let served = runtime.block_on(async {
         tokio::spawn(beat(Arc::clone(&heartbeat)));
+        tokio::spawn(reopen_logs_on_usr1(access_log.clone()));
         let stop = stop_signal(recycle, Arc::clone(&heartbeat))?;
-        aserve_http::serve(listeners, Arc::new(handler), server_config(config), stop).await
+        let server = ServerConfig {
+            access_log,
+            ..server_config(config)
+        };
+        aserve_http::serve(listeners, Arc::new(handler), server, stop).await
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
@@ -173,6 +188,32 @@ pub(crate) fn jitter(max: u64) -> u64 {
     RandomState::new().hash_one(std::process::id()) % (max + 1)
 }
 
+/// SIGUSR1 (forwarded by the master after log rotation): reopen files.
+async fn reopen_logs_on_usr1(access_log: Option<Arc<AccessLog>>) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        crate::logging::reopen();
+        if let Some(log) = &access_log {
+            log.reopen();
+        }
+    }
+}
+
+fn access_log(config: &Config) -> Result<Option<Arc<AccessLog>>, aserve_http::AccessLogError> {
+    let Some(target) = &config.access_logfile else {
+        return Ok(None);
+    };
+    let target = match target {
+        LogTarget::Stdout => AccessLogTarget::Stdout,
+        LogTarget::Stderr => AccessLogTarget::Stderr,
+        LogTarget::File(path) => AccessLogTarget::File(path.clone()),
+    };
+    let json = config.log_format == LogFormat::Json;
+    AccessLog::start(target, &config.access_logformat, json).map(Some)
+}
+
 fn server_config(config: &Config) -> ServerConfig {
     let limits = &config.limits;
     ServerConfig {
@@ -187,6 +228,7 @@ fn server_config(config: &Config) -> ServerConfig {
             request_field_size: limits.request_field_size,
             request_body: limits.request_body,
         },
+        access_log: None,
     }
 }
 

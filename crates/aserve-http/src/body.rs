@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{Notify, mpsc};
 
+use crate::access_log::Pending;
 use crate::io::InFlight;
 
 /// Why a body could not be read or completed.
@@ -134,6 +135,17 @@ pub struct ResponseBody {
     close: Option<CloseSignal>,
     /// Dropped (marking the request done) when hyper drops the body.
     _in_flight: Option<InFlight>,
+    /// Body bytes handed to hyper, for the access log.
+    sent: u64,
+    access: Option<Box<Pending>>,
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(access) = self.access.take() {
+            access.finish(self.sent);
+        }
+    }
 }
 
 /// Asks the connection a body belongs to to close once the response in
@@ -214,14 +226,22 @@ impl ResponseBody {
             failure: None,
             close: None,
             _in_flight: None,
+            sent: 0,
+            access: None,
         }
     }
 
     /// Ties the body to its connection: the close signal it may raise, and
     /// the in-flight mark it releases when dropped.
-    pub(crate) fn attach(mut self, close: CloseSignal, in_flight: InFlight) -> Self {
+    pub(crate) fn attach(
+        mut self,
+        close: CloseSignal,
+        in_flight: InFlight,
+        access: Option<Pending>,
+    ) -> Self {
         self.close = Some(close);
         self._in_flight = Some(in_flight);
+        self.access = access.map(Box::new);
         self
     }
 
@@ -257,7 +277,10 @@ impl ResponseBody {
         };
         match chunk {
             None => Poll::Ready(this.finish()),
-            Some(chunk) => Poll::Ready(Some(this.limit(chunk).map(Frame::data))),
+            Some(chunk) => Poll::Ready(Some(this.limit(chunk).map(|chunk| {
+                this.sent += chunk.len() as u64;
+                Frame::data(chunk)
+            }))),
         }
     }
 

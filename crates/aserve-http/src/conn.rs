@@ -26,6 +26,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::BodyError;
+use crate::access_log::Pending;
 use crate::body::CloseSignal;
 use crate::io::{Activity, CountingStream};
 use crate::listener::Stream;
@@ -74,6 +75,11 @@ pub(crate) async fn serve<H: Handler>(
         let (shared, activity, close) = (Arc::clone(&shared), Arc::clone(&activity), close.clone());
         service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let in_flight = activity.start_request();
+            let mut access = shared
+                .config
+                .access_log
+                .as_ref()
+                .map(|log| Pending::start(log, &req, info.peer));
             let response = match shared.config.limits.check(&req) {
                 Some(rejected) => Err(rejected),
                 None => {
@@ -91,7 +97,10 @@ pub(crate) async fn serve<H: Handler>(
                     Ok(call) => call.await,
                     Err(rejected) => rejected,
                 };
-                Ok::<_, Infallible>(response.map(|body| body.attach(close, in_flight)))
+                if let Some(access) = access.as_mut() {
+                    access.respond(&response);
+                }
+                Ok::<_, Infallible>(response.map(|body| body.attach(close, in_flight, access)))
             }
         })
     };

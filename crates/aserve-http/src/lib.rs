@@ -19,6 +19,7 @@
 //! - a response never carries more bytes than its `Content-Length`, and a
 //!   body that ends short closes the connection rather than hang the client.
 
+mod access_log;
 mod body;
 mod conn;
 mod io;
@@ -29,6 +30,10 @@ mod server;
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use access_log::{
+    AccessLog, AccessLogError, AccessLogTarget, DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT,
+    FormatError,
+};
 pub use body::{BodyError, BodySender, RequestBody, ResponseBody};
 pub use limits::{Limits, reject};
 pub use listener::Listener;

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
-use crate::{ConnInfo, Handler, Limits};
+use crate::{AccessLog, ConnInfo, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
 /// (the worker), so every hyper option is derived here and nowhere else.
@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub graceful_timeout: Duration,
     /// Request-size limits. Default is [`Limits::default`].
     pub limits: Limits,
+    /// Where each response is logged. Default is none.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             body_timeout: Some(Duration::from_secs(60)),
             graceful_timeout: Duration::from_secs(30),
             limits: Limits::default(),
+            access_log: None,
         }
     }
 }
