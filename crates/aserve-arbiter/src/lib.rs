@@ -51,6 +51,7 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     // the master never has a signal handler to leak into a fork.
     let signals = signals::MasterSignals::install().map_err(ArbiterError::Signals)?;
     process::set_name(&config, "master");
+    process::raise_fd_limit(&config);
     let preloaded = if config.preload {
         Some(aserve_wsgi::App::load(&worker::wsgi_config(
             &config,

@@ -31,6 +31,26 @@ pub(crate) fn apply_env(config: &Config) {
     }
 }
 
+/// Raises the open-file soft limit to the hard limit: every connection is
+/// a descriptor, and the common soft default (1024) is below one worker's
+/// default `--worker-connections`. Warns when even the hard limit is too
+/// low for the configured connections.
+pub(crate) fn raise_fd_limit(config: &Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        tracing::warn!("cannot raise the open-file limit from {soft} to {hard}");
+    }
+    let wanted = config.worker_connections as u64 + 64;
+    if hard < wanted {
+        tracing::warn!(
+            "the open-file limit ({hard}) is below --worker-connections ({}); \
+             connections beyond it will be refused by accept",
+            config.worker_connections
+        );
+    }
+}
+
 /// Names the process as `ps`/`top` show it (the kernel keeps 15 bytes).
 pub(crate) fn set_name(config: &Config, role: &str) {
     let base = config.name.as_deref().unwrap_or("aserve");
