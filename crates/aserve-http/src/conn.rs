@@ -58,8 +58,9 @@ impl<H> Shared<H> {
 
 /// Where the connection is between requests.
 struct Phase {
+    /// When the connection opened, or its last response ended.
     started: Instant,
-    bytes_at_start: u64,
+    /// No request has started yet on this connection.
     first: bool,
 }
 
@@ -69,7 +70,7 @@ pub(crate) async fn serve<H: Handler>(
     info: ConnInfo,
     mut stop: watch::Receiver<bool>,
 ) {
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let close = CloseSignal::new(Arc::new(Notify::new()));
     let service = {
         let (shared, activity, close) = (Arc::clone(&shared), Arc::clone(&activity), close.clone());
@@ -104,27 +105,29 @@ pub(crate) async fn serve<H: Handler>(
             }
         })
     };
-    let io = TokioIo::new(CountingStream::new(stream, Arc::clone(&activity)));
+    let line_limit = shared.config.limits.request_line;
+    let io = TokioIo::new(CountingStream::new(
+        stream,
+        Arc::clone(&activity),
+        line_limit,
+    ));
     let mut conn = std::pin::pin!(shared.http1.serve_connection(io, service));
     let (keep_alive, header_timeout) = (shared.config.keep_alive, shared.config.header_timeout);
     let mut phase = Phase {
         started: Instant::now(),
-        bytes_at_start: 0,
         first: true,
     };
+    // The first head is timed from the connection; later ones from their
+    // first byte, with the keep-alive timeout until that byte arrives.
     let deadline = |phase: &Phase| -> Option<Instant> {
         if activity.in_flight() > 0 {
             return None;
         }
-        let head_arriving = phase.first || activity.bytes_read() != phase.bytes_at_start;
-        Some(
-            phase.started
-                + if head_arriving {
-                    header_timeout
-                } else {
-                    keep_alive
-                },
-        )
+        Some(match (phase.first, activity.head_began()) {
+            (true, _) => phase.started + header_timeout,
+            (false, Some(began)) => Instant::from_std(began) + header_timeout,
+            (false, None) => phase.started + keep_alive,
+        })
     };
     let mut closing = false;
     if *stop.borrow() {
@@ -151,12 +154,14 @@ pub(crate) async fn serve<H: Handler>(
                 conn.as_mut().graceful_shutdown();
             }
             _ = activity.became_idle() => {
-                phase = Phase { started: Instant::now(), bytes_at_start: activity.bytes_read(), first: false };
+                phase = Phase { started: Instant::now(), first: false };
             }
+            // Re-evaluates the deadline: the header timeout now applies.
+            _ = activity.head_arrived() => {}
             _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
                 // The state may have moved on since the deadline was set.
                 if deadline(&phase).is_some_and(|d| d <= Instant::now()) {
-                    let idle = !phase.first && activity.bytes_read() == phase.bytes_at_start;
+                    let idle = !phase.first && activity.head_began().is_none();
                     if idle {
                         tracing::debug!(%info, "closing idle keep-alive connection");
                     } else {

@@ -1,35 +1,60 @@
-//! The socket as hyper sees it: a stream that counts the bytes it
-//! reads, so the connection task can tell an idle keep-alive connection
-//! (nothing since the last response) from one whose next request head is
-//! arriving (the header timeout applies instead).
+//! The socket as hyper sees it: a stream that watches the start of each
+//! request head.
+//!
+//! Between requests (nothing in flight) it notes when the first byte of the
+//! next head arrives — the keep-alive timeout applies before it, the header
+//! timeout from then on — and it measures that head's first line, answering
+//! 414 itself once the line passes `--limit-request-line` without ending.
+//! (hyper would keep buffering and, once its whole head buffer is full,
+//! answer 431.)
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 use crate::listener::Stream;
 
-/// What the connection task watches. Shared with the stream (bytes read),
-/// the service (a request started) and each response body (it ended).
-#[derive(Default)]
+/// What the connection task watches. Shared with the stream (a head
+/// began), the service (a request started) and each response body (it
+/// ended).
 pub(crate) struct Activity {
-    bytes_read: AtomicU64,
+    epoch: Instant,
     in_flight: AtomicUsize,
+    /// When the first byte of the next request head arrived, in
+    /// microseconds since `epoch`, plus one; 0 while none has (or while a
+    /// request is in flight).
+    head_began: AtomicU64,
     idle: Notify,
+    head: Notify,
 }
 
 impl Activity {
-    pub(crate) fn bytes_read(&self) -> u64 {
-        self.bytes_read.load(Ordering::Relaxed)
+    pub(crate) fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            head_began: AtomicU64::new(0),
+            idle: Notify::new(),
+            head: Notify::new(),
+        }
     }
 
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// When the next request's head started arriving, if it has.
+    pub(crate) fn head_began(&self) -> Option<Instant> {
+        match self.head_began.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(self.epoch + Duration::from_micros(micros - 1)),
+        }
     }
 
     /// Waits until the last response in flight has ended.
@@ -37,11 +62,27 @@ impl Activity {
         self.idle.notified().await;
     }
 
+    /// Waits until the first byte of a request head arrives.
+    pub(crate) async fn head_arrived(&self) {
+        self.head.notified().await;
+    }
+
     /// Marks a request as in flight until the guard is dropped (the
     /// response body is done or abandoned).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// Called with the bytes of each read; true if they begin a new head.
+    fn note_read(&self) -> bool {
+        if self.in_flight() > 0 || self.head_began.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let micros = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        self.head_began.store(micros + 1, Ordering::Relaxed);
+        self.head.notify_one();
+        true
     }
 }
 
@@ -51,19 +92,51 @@ pub(crate) struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.head_began.store(0, Ordering::Relaxed);
             self.0.idle.notify_one();
         }
     }
 }
 
+/// The answer to a request line over the limit, written before closing.
+const URI_TOO_LONG: &[u8] =
+    b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\n\
+content-length: 22\r\nconnection: close\r\n\r\nRequest line too long\n";
+
 pub(crate) struct CountingStream {
     inner: Stream,
     activity: Arc<Activity>,
+    /// Bytes of the current head's first line seen so far; `None` when not
+    /// inside a first line.
+    line: Option<usize>,
+    line_limit: usize,
 }
 
 impl CountingStream {
-    pub(crate) fn new(inner: Stream, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+    pub(crate) fn new(inner: Stream, activity: Arc<Activity>, line_limit: usize) -> Self {
+        Self {
+            inner,
+            activity,
+            line: None,
+            line_limit,
+        }
+    }
+
+    /// Follows the first line of a head through `data`; false once it is
+    /// too long.
+    fn line_ok(&mut self, data: &[u8]) -> bool {
+        if self.activity.note_read() {
+            self.line = Some(0);
+        }
+        let Some(seen) = self.line else { return true };
+        let (len, ended) = match data.iter().position(|&b| b == b'\n') {
+            Some(end) => (seen + end, true),
+            None => (seen + data.len(), false),
+        };
+        self.line = (!ended).then_some(len);
+        // "METHOD target HTTP/1.1\r" is the line; the limit counts it without
+        // the line ending, as the service's own check does.
+        len.saturating_sub(usize::from(ended)) <= self.line_limit + 1
     }
 }
 
@@ -76,11 +149,14 @@ impl AsyncRead for CountingStream {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            this.activity
-                .bytes_read
-                .fetch_add(read as u64, Ordering::Relaxed);
+        if buf.filled().len() > before && !this.line_ok(&buf.filled()[before..]) {
+            // Nothing is in flight (this is a new head), so the socket is
+            // ours to answer on; a full send buffer just loses the courtesy.
+            let _ = this.inner.try_write(URI_TOO_LONG);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request line too long",
+            )));
         }
         polled
     }

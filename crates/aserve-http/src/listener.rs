@@ -83,6 +83,16 @@ pub(crate) enum Stream {
     Unix(UnixStream),
 }
 
+impl Stream {
+    /// Writes what fits in the socket's send buffer now, without waiting.
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.try_write(bytes),
+            Self::Unix(s) => s.try_write(bytes),
+        }
+    }
+}
+
 macro_rules! delegate {
     ($self:ident, $stream:ident => $call:expr) => {
         match $self.get_mut() {

@@ -14,7 +14,6 @@
 
 use aserve_http::{ConnInfo, reject};
 use bytes::{Bytes, BytesMut};
-use http::StatusCode;
 use http::request::Parts;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
@@ -86,11 +85,10 @@ impl Driver {
             Err(e) => return tracing::error!("cannot set up the request's Python objects: {e}"),
         };
         if let Err(err) = self.call_app(py, &parts, conn, &input, &responder) {
-            let too_large = input.try_borrow().is_ok_and(|i| i.too_large());
-            let response = if too_large {
-                reject(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
-            } else {
-                internal_error()
+            let status = input.try_borrow().ok().and_then(|i| i.failure_status());
+            let response = match status {
+                Some((status, message)) => reject(status, message),
+                None => internal_error(),
             };
             tracing::error!(
                 "Error handling request {} {}\n{}",

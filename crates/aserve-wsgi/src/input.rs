@@ -19,8 +19,9 @@ pub(crate) struct Input {
     body: RequestBody,
     buf: BytesMut,
     eof: bool,
-    /// The body passed `--limit-request-body`; the response should be 413.
-    too_large: bool,
+    /// Why reading the body failed, if it did: decides the status when the
+    /// app fails because of it.
+    failure: Option<BodyError>,
     runtime: Handle,
 }
 
@@ -30,7 +31,7 @@ impl Input {
             body,
             buf: BytesMut::new(),
             eof: false,
-            too_large: false,
+            failure: None,
             runtime,
         }
     }
@@ -52,17 +53,29 @@ impl Input {
             }
             Err(e) => {
                 self.eof = true;
-                self.too_large = matches!(e, BodyError::TooLarge(_));
-                Err(match e {
+                let raised = match &e {
                     BodyError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
                     e => PyOSError::new_err(e.to_string()),
-                })
+                };
+                self.failure = Some(e);
+                Err(raised)
             }
         }
     }
 
-    pub(crate) fn too_large(&self) -> bool {
-        self.too_large
+    /// The status for an app that failed after reading the body failed:
+    /// 413 past the size limit, 408 after a stall; `None` otherwise.
+    pub(crate) fn failure_status(&self) -> Option<(http::StatusCode, &'static str)> {
+        match self.failure {
+            Some(BodyError::TooLarge(_)) => Some((
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+            )),
+            Some(BodyError::Timeout(_)) => {
+                Some((http::StatusCode::REQUEST_TIMEOUT, "Request body timed out"))
+            }
+            _ => None,
+        }
     }
 
     fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
