@@ -30,19 +30,29 @@ pub(crate) struct Heard {
     pub(crate) beat: bool,
     pub(crate) booted: bool,
     pub(crate) retiring: bool,
+    /// The worker closed its end (it is exiting); stop polling the pipe.
+    pub(crate) closed: bool,
 }
 
 pub(crate) fn read(pipe: &mut File) -> Heard {
     let mut heard = Heard::default();
     let mut buf = [0u8; 64];
-    while let Ok(n @ 1..) = pipe.read(&mut buf) {
-        for &byte in &buf[..n] {
-            heard.beat = true;
-            heard.booted |= byte == BOOTED;
-            heard.retiring |= byte == RETIRING;
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => {
+                heard.closed = true;
+                return heard;
+            }
+            Ok(n) => {
+                for &byte in &buf[..n] {
+                    heard.beat = true;
+                    heard.booted |= byte == BOOTED;
+                    heard.retiring |= byte == RETIRING;
+                }
+            }
+            Err(_) => return heard,
         }
     }
-    heard
 }
 
 /// The worker's end.

@@ -65,6 +65,11 @@ impl Settings {
 
 struct Worker {
     heartbeat: File,
+    /// The worker closed its heartbeat pipe: it is exiting, and polling the
+    /// pipe would return at once until it is reaped.
+    silent: bool,
+    /// SIGKILL was sent; only reaping is left.
+    killed: bool,
     last_beat: Instant,
     booted: bool,
     generation: u64,
@@ -210,7 +215,11 @@ impl Master {
         let now = Instant::now();
         let mut first_boot = false;
         for worker in self.workers.values_mut() {
+            if worker.silent {
+                continue;
+            }
             let heard = heartbeat::read(&mut worker.heartbeat);
+            worker.silent = heard.closed;
             if heard.beat {
                 worker.last_beat = now;
             }
@@ -297,12 +306,14 @@ impl Master {
 
     fn check_health(&mut self) {
         let mut unhealthy = Vec::new();
-        for (&pid, worker) in &self.workers {
+        for (&pid, worker) in &mut self.workers {
             if let Some(timeout) = self.settings.timeout
                 && worker.booted
+                && !worker.killed
                 && worker.last_beat.elapsed() > timeout
             {
                 tracing::error!("WORKER TIMEOUT (pid:{pid}): no heartbeat for {timeout:?}");
+                worker.killed = true;
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             if let Some(max) = self.settings.max_worker_memory
@@ -391,6 +402,8 @@ impl Master {
                 let now = Instant::now();
                 let worker = Worker {
                     heartbeat: read,
+                    silent: false,
+                    killed: false,
                     last_beat: now,
                     booted: false,
                     generation: self.generation,

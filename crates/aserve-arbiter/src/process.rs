@@ -37,7 +37,9 @@ pub(crate) fn apply_env(config: &Config) {
 /// low for the configured connections.
 pub(crate) fn raise_fd_limit(config: &Config) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
     if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
         tracing::warn!("cannot raise the open-file limit from {soft} to {hard}");
     }

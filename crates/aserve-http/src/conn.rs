@@ -129,35 +129,37 @@ pub(crate) async fn serve<H: Handler>(
             (false, None) => phase.started + keep_alive,
         })
     };
-    let mut closing = false;
-    if *stop.borrow() {
-        closing = true;
-        conn.as_mut().graceful_shutdown();
-    }
+    // Asked to end keep-alive (drain, or the body's close signal), and
+    // since when; `ended` once hyper has been told.
+    let mut closing: Option<Instant> = stop.borrow().then(Instant::now);
+    let mut ended = false;
     loop {
+        if let Some(since) = closing
+            && !ended
+            && may_end_keep_alive(&activity, since)
+        {
+            ended = true;
+            conn.as_mut().graceful_shutdown();
+        }
         let next = deadline(&phase);
+        let linger = closing.filter(|_| !ended).map(|since| since + DRAIN_LINGER);
         tokio::select! {
-            ended = conn.as_mut() => {
-                if let Err(e) = ended {
+            finished = conn.as_mut() => {
+                if let Err(e) = finished {
                     log_connection_error(&e, &info);
                 }
                 return;
             }
-            _ = stop.changed(), if !closing => {
-                // Drain: finish the response in flight (sent with
-                // `Connection: close`), or close now if idle.
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = close.notified(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
+            _ = stop.changed(), if closing.is_none() => closing = Some(Instant::now()),
+            _ = close.notified(), if closing.is_none() => closing = Some(Instant::now()),
             _ = activity.became_idle() => {
                 phase = Phase { started: Instant::now(), first: false };
             }
-            // Re-evaluates the deadline: the header timeout now applies.
+            // Re-evaluate: the header timeout now applies, or a drain may
+            // now end keep-alive.
             _ = activity.head_arrived() => {}
+            _ = activity.request_started(), if closing.is_some() && !ended => {}
+            _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => {}
             _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
                 // The state may have moved on since the deadline was set.
                 if deadline(&phase).is_some_and(|d| d <= Instant::now()) {
@@ -172,6 +174,26 @@ pub(crate) async fn serve<H: Handler>(
             }
         }
     }
+}
+
+/// How long a draining connection with nothing in flight waits for a
+/// request that may already be on its way (a client that just connected,
+/// or reuses a keep-alive connection) before it is closed.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
+
+/// Whether hyper can be told to end keep-alive without losing a request.
+///
+/// hyper closes at once a connection that has not finished reading a
+/// request head — also when that head is sitting unread in the socket. So a
+/// request in flight is finished first (its response says
+/// `Connection: close`); a head that has begun to arrive is waited for
+/// (the header timeout still bounds it); an idle connection gets
+/// [`DRAIN_LINGER`] for a request already sent.
+fn may_end_keep_alive(activity: &Activity, since: Instant) -> bool {
+    if activity.in_flight() > 0 {
+        return true;
+    }
+    activity.head_began().is_none() && since.elapsed() >= DRAIN_LINGER
 }
 
 /// A response body that broke its framing is the app's mistake and worth a

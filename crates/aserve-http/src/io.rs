@@ -32,6 +32,7 @@ pub(crate) struct Activity {
     head_began: AtomicU64,
     idle: Notify,
     head: Notify,
+    started: Notify,
 }
 
 impl Activity {
@@ -42,6 +43,7 @@ impl Activity {
             head_began: AtomicU64::new(0),
             idle: Notify::new(),
             head: Notify::new(),
+            started: Notify::new(),
         }
     }
 
@@ -67,10 +69,16 @@ impl Activity {
         self.head.notified().await;
     }
 
+    /// Waits until a request head has been read and handed to the service.
+    pub(crate) async fn request_started(&self) {
+        self.started.notified().await;
+    }
+
     /// Marks a request as in flight until the guard is dropped (the
     /// response body is done or abandoned).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.notify_one();
         InFlight(Arc::clone(self))
     }
 

@@ -118,6 +118,10 @@ impl<H: Handler> AcceptLoop<H> {
                 _ = self.stop.changed() => return,
             };
             let (stream, peer, local) = tokio::select! {
+                // A connection still in the shared backlog is better left
+                // for another worker than accepted by one that is leaving.
+                biased;
+                _ = self.stop.changed() => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -125,7 +129,6 @@ impl<H: Handler> AcceptLoop<H> {
                         continue;
                     }
                 },
-                _ = self.stop.changed() => return,
             };
             let info = ConnInfo {
                 peer,
