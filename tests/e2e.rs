@@ -4,15 +4,22 @@
 
 mod support;
 
+mod backpressure;
 mod cli;
 mod close;
+mod concurrency;
+mod config_e2e;
 mod environ;
 mod failures;
 mod file_wrapper;
 mod frameworks;
 mod input;
+mod limits;
+mod process;
 mod protocol;
 mod response_body;
+mod signals;
 mod start_response;
 mod startup;
+mod timeouts;
 mod validator;

@@ -9,6 +9,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod load;
+pub mod procs;
 pub mod venv;
 
 use std::io::{BufRead, BufReader, Read, Write};

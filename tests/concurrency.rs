@@ -1,0 +1,493 @@
+//! Many connections at once: concurrent slow requests, thousands of idle
+//! keep-alive connections, slowloris clients and the `--worker-connections`
+//! bound, against `tests/apps/load_app.py`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::Server;
+use crate::support::http::{Conn, Response, fetch, get, read_response, request};
+use crate::support::load::{
+    app_count, fd_count, heavy, raise_nofile_limit, thread_count, worker_pid,
+};
+
+/// Sends `request` on `stream` and reads one response, as a Result so it can
+/// run on a client thread without panicking.
+fn exchange(mut stream: TcpStream, request: &[u8]) -> Result<Response, String> {
+    stream
+        .write_all(request)
+        .map_err(|e| format!("write: {e}"))?;
+    let mut reader = std::io::BufReader::new(stream);
+    read_response(&mut reader, false).map_err(|e| format!("read: {e}"))
+}
+
+/// A GET on a fresh connection that must succeed promptly.
+fn prompt_hello(server: &Server, limit: Duration, when: &str) {
+    let start = Instant::now();
+    let resp = fetch(server, &get("/hello"));
+    let took = start.elapsed();
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "hello"),
+        "{when}: {}",
+        resp.dump()
+    );
+    assert!(took < limit, "{when}: a plain request took {took:?}");
+}
+
+/// 1000 requests that each sleep 1 s in the app run side by side: with the
+/// default pool bound (= --worker-connections) the batch takes about 1 s.
+#[test]
+fn thousand_concurrent_sleeping_requests_finish_in_about_a_second() {
+    const N: usize = 1000;
+    let _heavy = heavy();
+    let server = Server::builder("load_app:app")
+        .args(["--worker-connections", "1000"])
+        .start();
+    let streams: Vec<TcpStream> = (0..N).map(|_| server.connect()).collect();
+    let barrier = Arc::new(Barrier::new(N + 1));
+    let request = Arc::new(get("/sleep?1"));
+    let clients: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let (barrier, request) = (Arc::clone(&barrier), Arc::clone(&request));
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    let result = exchange(stream, &request);
+                    (result, Instant::now())
+                })
+                .expect("spawn client thread")
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut last = start;
+    let mut failures = Vec::new();
+    for client in clients {
+        let (result, done) = client.join().expect("client thread");
+        last = last.max(done);
+        match result {
+            Ok(resp) if resp.status == 200 && resp.text() == "slept" => {}
+            Ok(resp) => failures.push(resp.dump()),
+            Err(e) => failures.push(e),
+        }
+    }
+    let took = last - start;
+    assert!(
+        failures.is_empty(),
+        "{} of {N} requests failed, first: {}\nserver log:\n{}",
+        failures.len(),
+        failures[0],
+        server.log()
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "{N} concurrent 1 s requests took {took:?}"
+    );
+    eprintln!("{N} concurrent 1 s requests took {took:?}");
+}
+
+/// 5000 idle keep-alive connections cost no Python thread and do not slow
+/// down a client that is actually making requests.
+#[test]
+fn five_thousand_idle_keep_alive_connections_hold_no_threads() {
+    const IDLE: usize = 5000;
+    const OPENERS: usize = 4;
+    let _heavy = heavy();
+    let nofile = raise_nofile_limit();
+    if nofile < (IDLE + 1000) as u64 {
+        eprintln!(
+            "SKIPPED: the open-file limit is {nofile}, {} are needed; raise the hard limit (ulimit -Hn)",
+            IDLE + 1000
+        );
+        return;
+    }
+    let server = Server::builder("load_app:app")
+        .args([
+            "--workers",
+            "1",
+            "--worker-connections",
+            "6000",
+            "--keep-alive",
+            "60",
+        ])
+        .start();
+    for _ in 0..5 {
+        prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    }
+    let pid = worker_pid(&server);
+    let threads_before = thread_count(pid);
+
+    let openers: Vec<_> = (0..OPENERS)
+        .map(|_| {
+            let addr = server.addr();
+            thread::spawn(move || {
+                let mut conns = Vec::with_capacity(IDLE / OPENERS);
+                for _ in 0..IDLE / OPENERS {
+                    let stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(20)))
+                        .map_err(|e| e.to_string())?;
+                    let mut conn = Conn::from_stream(stream);
+                    conn.send(&get("/hello"));
+                    let resp = conn.response();
+                    if resp.status != 200 {
+                        return Err(resp.dump());
+                    }
+                    conns.push(conn);
+                }
+                Ok::<_, String>(conns)
+            })
+        })
+        .collect();
+    let mut idle = Vec::with_capacity(IDLE);
+    for opener in openers {
+        match opener.join().expect("opener thread") {
+            Ok(conns) => idle.extend(conns),
+            Err(e) => panic!(
+                "opening the idle connections failed: {e}\nserver log:\n{}",
+                server.log()
+            ),
+        }
+    }
+    assert_eq!(idle.len(), IDLE);
+
+    // Every connection is still open on the server's side.
+    let fds = fd_count(pid);
+    assert!(
+        fds >= IDLE,
+        "the server holds {fds} descriptors for {IDLE} open connections"
+    );
+    let threads_after = thread_count(pid);
+    eprintln!(
+        "threads with {IDLE} idle connections: {threads_before} -> {threads_after}; \
+         server fds {fds}"
+    );
+    assert!(
+        threads_after <= threads_before + 2 * OPENERS,
+        "the server went from {threads_before} to {threads_after} threads for {IDLE} idle \
+         connections (requests came from {OPENERS} clients at a time)"
+    );
+
+    for i in 0..20 {
+        prompt_hello(
+            &server,
+            Duration::from_secs(1),
+            &format!("request {i} beside {IDLE} idle connections"),
+        );
+    }
+    // The idle ones are still usable.
+    for conn in idle.iter_mut().step_by(IDLE / 10) {
+        let resp = conn.roundtrip(&get("/hello"));
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("accept failed") && !log.contains("Too many open files"),
+        "the server ran out of something:\n{log}"
+    );
+}
+
+/// One slowloris connection: when it started and what became of it.
+struct Slow {
+    stream: TcpStream,
+    started: Instant,
+    closed: Option<Duration>,
+    got: Vec<u8>,
+}
+
+/// 500 clients that dribble a request head one byte a second neither delay
+/// a normal client nor outlive `--header-timeout`.
+#[test]
+fn slowloris_connections_are_cut_at_header_timeout_without_delaying_others() {
+    const SLOW: usize = 500;
+    let _heavy = heavy();
+    let server = Server::builder("load_app:app")
+        .args(["--header-timeout", "3"])
+        .start();
+    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+
+    let mut slow: Vec<Slow> = (0..SLOW)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream
+                .write_all(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .expect("write partial head");
+            stream.set_nonblocking(true).expect("nonblocking");
+            Slow {
+                stream,
+                started: Instant::now(),
+                closed: None,
+                got: Vec::new(),
+            }
+        })
+        .collect();
+    let attack_start = Instant::now();
+
+    // The normal client, while the attack runs.
+    let normal = {
+        let addr = server.addr();
+        thread::spawn(move || {
+            let mut took = Vec::new();
+            while attack_start.elapsed() < Duration::from_millis(2300) {
+                let start = Instant::now();
+                let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .map_err(|e| e.to_string())?;
+                let resp = exchange(stream, &get("/hello"))?;
+                if resp.status != 200 {
+                    return Err(resp.dump());
+                }
+                took.push(start.elapsed());
+                thread::sleep(Duration::from_millis(100));
+            }
+            Ok::<_, String>(took)
+        })
+    };
+
+    let mut last_byte = Instant::now();
+    let mut buf = [0u8; 1024];
+    while slow.iter().any(|s| s.closed.is_none())
+        && attack_start.elapsed() < Duration::from_secs(12)
+    {
+        let dribble = last_byte.elapsed() >= Duration::from_secs(1);
+        if dribble {
+            last_byte = Instant::now();
+        }
+        for s in slow.iter_mut().filter(|s| s.closed.is_none()) {
+            loop {
+                match s.stream.read(&mut buf) {
+                    Ok(0) => {
+                        s.closed = Some(s.started.elapsed());
+                        break;
+                    }
+                    Ok(n) => s.got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        s.closed = Some(s.started.elapsed());
+                        break;
+                    }
+                }
+            }
+            if dribble && s.closed.is_none() && s.stream.write(b"a").is_err() {
+                s.closed = Some(s.started.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    let took = normal
+        .join()
+        .expect("normal client thread")
+        .unwrap_or_else(|e| panic!("a normal request failed during the attack: {e}"));
+    let slowest = took.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "{} normal requests during the attack, slowest {slowest:?}",
+        took.len()
+    );
+    assert!(took.len() >= 5, "only {} normal requests", took.len());
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a normal request took {slowest:?} during the attack"
+    );
+
+    let open = slow.iter().filter(|s| s.closed.is_none()).count();
+    assert_eq!(
+        open, 0,
+        "{open} of {SLOW} slowloris connections still open after 12 s"
+    );
+    let closed: Vec<Duration> = slow.iter().filter_map(|s| s.closed).collect();
+    let (first, last) = (
+        closed.iter().min().copied().unwrap_or_default(),
+        closed.iter().max().copied().unwrap_or_default(),
+    );
+    eprintln!("slowloris connections closed between {first:?} and {last:?}");
+    assert!(
+        first >= Duration::from_millis(2500) && last <= Duration::from_secs(6),
+        "with --header-timeout 3 the slowloris connections closed between {first:?} and {last:?}"
+    );
+    if let Some(s) = slow.iter().find(|s| !s.got.is_empty()) {
+        let text = String::from_utf8_lossy(&s.got);
+        assert!(
+            text.starts_with("HTTP/1.1 408") || text.starts_with("HTTP/1.1 400"),
+            "a slowloris connection was sent {text:?}"
+        );
+    }
+    prompt_hello(&server, Duration::from_secs(1), "after the attack");
+}
+
+/// At `--worker-connections`, further clients wait in the listen backlog
+/// (not reset, not answered) and are served once a connection closes.
+#[test]
+fn clients_beyond_worker_connections_wait_and_are_served_later() {
+    let server = Server::builder("load_app:app")
+        .args([
+            "--workers",
+            "1",
+            "--worker-connections",
+            "10",
+            "--keep-alive",
+            "60",
+        ])
+        .start();
+    let count_before = app_count(&server);
+    let mut holders: Vec<Conn> = (0..10)
+        .map(|_| {
+            let mut conn = Conn::open(&server);
+            let resp = conn.roundtrip(&get("/hello"));
+            assert_eq!(resp.status, 200, "{}", resp.dump());
+            conn
+        })
+        .collect();
+    let mut waiters: Vec<Conn> = (0..5)
+        .map(|_| {
+            let mut conn = Conn::open(&server);
+            conn.send(&get("/hello"));
+            conn
+        })
+        .collect();
+    // Not served while the ten are open: no answer, no EOF, no reset.
+    thread::sleep(Duration::from_secs(1));
+    for (i, conn) in waiters.iter().enumerate() {
+        conn.stream().set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        match conn.stream().peek(&mut byte) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("client {i} beyond the bound got {other:?} instead of waiting"),
+        }
+        conn.stream().set_nonblocking(false).expect("blocking");
+    }
+    // The holders still work: the bound did not cost them anything.
+    let resp = holders[0].roundtrip(&get("/hello"));
+    assert_eq!(resp.status, 200, "{}", resp.dump());
+
+    drop(holders);
+    let start = Instant::now();
+    for (i, conn) in waiters.iter_mut().enumerate() {
+        let resp = conn
+            .response_or_eof()
+            .unwrap_or_else(|| panic!("client {i} was cut off instead of served"));
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, "hello"),
+            "client {i}: {}",
+            resp.dump()
+        );
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "waiting clients took {took:?} to be served"
+    );
+    // Ten holders, one more request from the first, five waiters.
+    assert_eq!(app_count(&server), count_before + 16);
+}
+
+/// The pool grows while requests wait for a thread and shrinks back after
+/// `--thread-idle-timeout`.
+#[test]
+fn pool_grows_under_load_and_shrinks_when_idle() {
+    const N: usize = 20;
+    let server = Server::builder("load_app:app")
+        .args(["--workers", "1", "--thread-idle-timeout", "1"])
+        .start();
+    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let pid = worker_pid(&server);
+    let before = thread_count(pid);
+    let mark = server.log_mark();
+    let clients: Vec<_> = (0..N)
+        .map(|i| {
+            let stream = server.connect();
+            thread::spawn(move || {
+                exchange(
+                    stream,
+                    &request("GET", "/sleep?2", &[("X-Tag", &format!("t{i}"))], b""),
+                )
+            })
+        })
+        .collect();
+    for i in 0..N {
+        assert!(
+            server.wait_for_log_since(
+                mark,
+                &format!("sleep start t{i}\n"),
+                Duration::from_secs(10)
+            ),
+            "request t{i} never started: the pool did not grow to {N}\n{}",
+            server.log_since(mark)
+        );
+    }
+    let during = thread_count(pid);
+    assert!(
+        during >= before + N - 1,
+        "{N} sleeping requests but threads went from {before} to {during}"
+    );
+    for client in clients {
+        let resp = client.join().expect("client").expect("response");
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+    }
+    // Idle threads leave after a second; poll rather than guess.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = thread_count(pid);
+    while now > before + 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        now = thread_count(pid);
+    }
+    assert!(
+        now <= before + 1,
+        "threads {before} -> {during} under load -> {now} 10 s after it"
+    );
+}
+
+/// `--threads` bounds the pool: with two threads, four 1 s requests run two
+/// at a time.
+#[test]
+fn threads_flag_bounds_the_pool() {
+    let server = Server::builder("load_app:app")
+        .args(["--workers", "1", "--threads", "2"])
+        .start();
+    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let pid = worker_pid(&server);
+    let before = thread_count(pid);
+    let mark = server.log_mark();
+    let start = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let stream = server.connect();
+            let req = request("GET", "/sleep?1", &[("X-Tag", &format!("b{i}"))], b"");
+            thread::spawn(move || exchange(stream, &req))
+        })
+        .collect();
+    // Two start at once; the other two only when a thread comes free.
+    let started = |n: usize| server.log_since(mark).matches("sleep start b").count() >= n;
+    while !started(2) && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started(2), "{}", server.log_since(mark));
+    let during = thread_count(pid);
+    assert!(
+        !started(3),
+        "more than two requests running with --threads 2:\n{}",
+        server.log_since(mark)
+    );
+    assert!(
+        during <= before + 1,
+        "with --threads 2 (one thread already up) threads went from {before} to {during}"
+    );
+    for client in clients {
+        let resp = client.join().expect("client").expect("response");
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "four 1 s requests on two threads took {took:?}"
+    );
+}
