@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::Server;
 use crate::support::http::{Conn, Response, fetch, get, read_response, request};
 use crate::support::load::{
-    app_count, fd_count, heavy, raise_nofile_limit, thread_count, worker_pid,
+    app_count, fd_count, heavy, python_threads, raise_nofile_limit, worker_pid,
 };
 
 /// Sends `request` on `stream` and reads one response, as a Result so it can
@@ -121,7 +121,7 @@ fn five_thousand_idle_keep_alive_connections_hold_no_threads() {
         prompt_hello(&server, Duration::from_secs(5), "warm-up");
     }
     let pid = worker_pid(&server);
-    let threads_before = thread_count(pid);
+    let threads_before = python_threads(pid);
 
     let openers: Vec<_> = (0..OPENERS)
         .map(|_| {
@@ -163,7 +163,7 @@ fn five_thousand_idle_keep_alive_connections_hold_no_threads() {
         fds >= IDLE,
         "the server holds {fds} descriptors for {IDLE} open connections"
     );
-    let threads_after = thread_count(pid);
+    let threads_after = python_threads(pid);
     eprintln!(
         "threads with {IDLE} idle connections: {threads_before} -> {threads_after}; \
          server fds {fds}"
@@ -400,7 +400,7 @@ fn pool_grows_under_load_and_shrinks_when_idle() {
         .start();
     prompt_hello(&server, Duration::from_secs(5), "warm-up");
     let pid = worker_pid(&server);
-    let before = thread_count(pid);
+    let before = python_threads(pid);
     let mark = server.log_mark();
     let clients: Vec<_> = (0..N)
         .map(|i| {
@@ -424,7 +424,7 @@ fn pool_grows_under_load_and_shrinks_when_idle() {
             server.log_since(mark)
         );
     }
-    let during = thread_count(pid);
+    let during = python_threads(pid);
     assert!(
         during >= before + N - 1,
         "{N} sleeping requests but threads went from {before} to {during}"
@@ -435,10 +435,10 @@ fn pool_grows_under_load_and_shrinks_when_idle() {
     }
     // Idle threads leave after a second; poll rather than guess.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut now = thread_count(pid);
+    let mut now = python_threads(pid);
     while now > before + 1 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(100));
-        now = thread_count(pid);
+        now = python_threads(pid);
     }
     assert!(
         now <= before + 1,
@@ -455,7 +455,7 @@ fn threads_flag_bounds_the_pool() {
         .start();
     prompt_hello(&server, Duration::from_secs(5), "warm-up");
     let pid = worker_pid(&server);
-    let before = thread_count(pid);
+    let before = python_threads(pid);
     let mark = server.log_mark();
     let start = Instant::now();
     let clients: Vec<_> = (0..4)
@@ -471,7 +471,7 @@ fn threads_flag_bounds_the_pool() {
         thread::sleep(Duration::from_millis(20));
     }
     assert!(started(2), "{}", server.log_since(mark));
-    let during = thread_count(pid);
+    let during = python_threads(pid);
     assert!(
         !started(3),
         "more than two requests running with --threads 2:\n{}",
@@ -489,5 +489,44 @@ fn threads_flag_bounds_the_pool() {
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
         "four 1 s requests on two threads took {took:?}"
+    );
+}
+
+/// Regression guard: a CPU-bound app under concurrent load must not grow the
+/// pool. Queued jobs that keep being picked up mean the threads are busy
+/// running Python, where more threads only fight over the GIL (the old rule,
+/// "grow whenever a job waits", started one thread per client and cost a
+/// third of the throughput).
+#[test]
+fn cpu_bound_load_keeps_a_single_python_thread() {
+    let server = Server::builder("load_app:app")
+        .args(["--workers", "1"])
+        .start();
+    let pid = worker_pid(&server);
+    let clients = 32;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let barrier = Arc::new(Barrier::new(clients));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut conn = Conn::open(&server);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                let mut served = 0;
+                while Instant::now() < deadline {
+                    let resp = conn.roundtrip(&get("/hello"));
+                    assert_eq!(resp.status, 200, "{}", resp.dump());
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    let served: usize = workers.into_iter().map(|w| w.join().expect("client")).sum();
+    let threads = python_threads(pid);
+    assert!(served > 1000, "only {served} requests in 2 s");
+    assert!(
+        threads <= 2,
+        "{clients} clients of a CPU-bound app grew the pool to {threads} Python threads"
     );
 }

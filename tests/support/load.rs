@@ -33,10 +33,16 @@ pub fn rss_bytes(pid: u32) -> u64 {
     status_field(pid, "VmRSS") * 1024
 }
 
-/// Threads of process `pid` (entries of `/proc/PID/task`).
-pub fn thread_count(pid: u32) -> usize {
+/// Python pool threads (named `aserve-py-N`) of process `pid`: what
+/// "the pool grew" means, independent of the runtime's own threads.
+pub fn python_threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap_or_else(|e| panic!("cannot list /proc/{pid}/task: {e}"))
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with("aserve-py-"))
+        })
         .count()
 }
 

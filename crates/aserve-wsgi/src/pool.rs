@@ -2,23 +2,38 @@
 //!
 //! A pool thread attaches to the interpreter once, when it starts, and stays
 //! attached for life: there is no per-request thread-state churn. It holds
-//! the GIL only while running a job and releases it while it waits for the
-//! next one.
+//! the GIL while running jobs, takes the next queued job without releasing
+//! it, and releases it only to wait for work.
+//!
+//! When to grow is the whole game. A queued job means every thread is busy,
+//! but "busy" is either running Python (CPU-bound: more threads would only
+//! fight over the GIL and slow everything down) or blocked with the GIL
+//! released (`time.sleep`, a database call: more threads are exactly what is
+//! needed). The difference shows in progress: CPU-bound threads start a
+//! queued job every few microseconds, blocked ones start none. So a
+//! supervisor thread (it never touches Python) watches the queue, and when
+//! jobs have waited [`STALL`] with not a single job started meanwhile, it
+//! starts one thread per waiting job at once, up to the bound.
 //!
 //! Invariants, all guarded by one mutex:
-//! - `threads <= max`: the bound is never exceeded;
-//! - `idle` is the number of threads blocked waiting for work, so a submit
-//!   spawns a new thread only when queued jobs outnumber the threads that
-//!   are about to pick them up;
+//! - `threads <= max`;
+//! - `idle` is the number of threads blocked waiting for work; a submit
+//!   wakes one of them if there is one;
+//! - `started` counts jobs taken off the queue: it is the progress the
+//!   supervisor measures;
 //! - every queued job is run by exactly one thread; an idle thread exits
 //!   only after `idle_timeout` with the queue empty, so a job is never left
-//!   behind with no thread to run it.
+//!   behind with no thread to run it (the first submit to an empty pool
+//!   starts a thread itself).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::Python;
+
+/// How long queued jobs may see no progress before the pool grows.
+const STALL: Duration = Duration::from_millis(10);
 
 /// What a pool thread does with a job, with the GIL held.
 pub(crate) type Runner<J> = Box<dyn Fn(Python<'_>, J) + Send + Sync>;
@@ -29,7 +44,10 @@ pub(crate) struct Pool<J: Send + 'static> {
 
 struct Shared<J> {
     state: Mutex<State<J>>,
+    /// Pool threads wait here for jobs.
     work: Condvar,
+    /// The supervisor waits here for a backlog.
+    backlog: Condvar,
     max: usize,
     idle_timeout: Duration,
     run: Runner<J>,
@@ -39,7 +57,12 @@ struct State<J> {
     queue: VecDeque<J>,
     threads: usize,
     idle: usize,
+    started: u64,
     spawned: usize,
+    supervised: bool,
+    /// The supervisor is waiting for a backlog (not timing a stall): only
+    /// then does a submit need to wake it.
+    supervisor_waiting: bool,
 }
 
 impl<J: Send + 'static> Pool<J> {
@@ -49,11 +72,15 @@ impl<J: Send + 'static> Pool<J> {
             queue: VecDeque::new(),
             threads: 0,
             idle: 0,
+            started: 0,
             spawned: 0,
+            supervised: false,
+            supervisor_waiting: false,
         };
         let shared = Shared {
             state: Mutex::new(state),
             work: Condvar::new(),
+            backlog: Condvar::new(),
             max: max.max(1),
             idle_timeout,
             run,
@@ -63,32 +90,36 @@ impl<J: Send + 'static> Pool<J> {
         }
     }
 
-    /// Queues a job, waking an idle thread or starting a new one if every
-    /// thread is busy and the bound allows.
+    /// Queues a job and wakes an idle thread; with no thread at all, starts
+    /// one; with every thread busy, leaves growth to the supervisor.
     pub(crate) fn submit(&self, job: J) {
         let mut state = self.shared.lock();
         state.queue.push_back(job);
-        let wake = state.idle > 0;
-        let spawn = state.queue.len() > state.idle && state.threads < self.shared.max;
-        let mut name = String::new();
-        if spawn {
-            state.threads += 1;
-            state.spawned += 1;
-            name = format!("aserve-py-{}", state.spawned);
-        }
-        drop(state);
-        if wake {
+        if state.idle > 0 {
+            drop(state);
             self.shared.work.notify_one();
+            return;
         }
-        if spawn {
+        if state.threads == 0 {
+            Shared::spawn(&self.shared, &mut state, 1);
+            return;
+        }
+        if !state.supervised {
+            state.supervised = true;
+            state.supervisor_waiting = true;
             let shared = Arc::clone(&self.shared);
-            if let Err(e) = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || shared.thread_main())
-            {
-                tracing::error!("cannot start a Python thread: {e}");
-                self.shared.lock().threads -= 1;
+            let started = std::thread::Builder::new()
+                .name("aserve-pool".into())
+                .spawn(move || shared.supervise());
+            if let Err(e) = started {
+                tracing::error!("cannot start the thread pool supervisor: {e}");
+                state.supervised = false;
             }
+        }
+        if state.supervisor_waiting {
+            state.supervisor_waiting = false;
+            drop(state);
+            self.shared.backlog.notify_one();
         }
     }
 
@@ -98,20 +129,65 @@ impl<J: Send + 'static> Pool<J> {
     }
 }
 
-impl<J: Send> Shared<J> {
+impl<J: Send + 'static> Shared<J> {
     fn lock(&self) -> MutexGuard<'_, State<J>> {
         // A panic while holding this lock cannot leave the counters torn
         // (each update is one statement), so the data is still good.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Starts up to `n` threads, within the bound.
+    fn spawn(shared: &Arc<Self>, state: &mut State<J>, n: usize) {
+        for _ in 0..n.min(shared.max - state.threads) {
+            state.threads += 1;
+            state.spawned += 1;
+            let name = format!("aserve-py-{}", state.spawned);
+            let this = Arc::clone(shared);
+            if let Err(e) = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || this.thread_main())
+            {
+                tracing::error!("cannot start a Python thread: {e}");
+                state.threads -= 1;
+                return;
+            }
+        }
+    }
+
+    /// The supervisor: grows the pool when queued jobs stall.
+    fn supervise(self: Arc<Self>) {
+        let mut state = self.lock();
+        loop {
+            while state.queue.is_empty() {
+                state.supervisor_waiting = true;
+                state = self
+                    .backlog
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.supervisor_waiting = false;
+            let (progress, since) = (state.started, Instant::now());
+            while since.elapsed() < STALL && state.started == progress && !state.queue.is_empty() {
+                let left = STALL.saturating_sub(since.elapsed());
+                state = self
+                    .backlog
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            let waiting = state.queue.len().saturating_sub(state.idle);
+            if state.started == progress && waiting > 0 && state.threads < self.max {
+                Self::spawn(&self, &mut state, waiting);
+            }
+        }
+    }
+
     fn thread_main(&self) {
         Python::attach(|py| {
             // Back-to-back jobs run without releasing the GIL in between:
             // handing it to another pool thread per request would cost a
-            // context switch each time and buys nothing when the work is
-            // CPU-bound. Other threads still get the GIL at Python's switch
-            // interval, or whenever this one blocks.
+            // context switch each time. Other threads still get the GIL at
+            // Python's switch interval, or whenever this one blocks.
             while let Some(job) = self
                 .try_next_job()
                 .or_else(|| py.detach(|| self.next_job()))
@@ -122,7 +198,10 @@ impl<J: Send> Shared<J> {
     }
 
     fn try_next_job(&self) -> Option<J> {
-        self.lock().queue.pop_front()
+        let mut state = self.lock();
+        let job = state.queue.pop_front()?;
+        state.started += 1;
+        Some(job)
     }
 
     /// Blocks (GIL released by the caller) until there is a job, or returns
@@ -131,6 +210,7 @@ impl<J: Send> Shared<J> {
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                state.started += 1;
                 return Some(job);
             }
             state.idle += 1;
