@@ -51,15 +51,25 @@ fn request(path: &str, extra_headers: usize) -> aserve_http::Request {
 }
 
 const CONN: ConnInfo = ConnInfo {
-    peer: Some(SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000)),
-    local: Some(SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000)),
+    peer: Some(SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        40000,
+    )),
+    local: Some(SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        8000,
+    )),
     secure: false,
 };
 
 /// One request through the handler, body drained.
 async fn round_trip(handler: &WsgiHandler, path: &str, extra_headers: usize) -> usize {
     let response = handler.call(request(path, extra_headers), CONN).await;
-    let body = response.into_body().collect().await.expect("the body completes");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body completes");
     body.to_bytes().len()
 }
 
@@ -76,17 +86,20 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("environ");
     for headers in [0, 18] {
         group.bench_function(format!("{}_request_headers", headers + 2), |b| {
-            b.to_async(&runtime).iter(|| async { black_box(round_trip(&hello, "/", headers).await) })
+            b.to_async(&runtime)
+                .iter(|| async { black_box(round_trip(&hello, "/", headers).await) })
         });
     }
     group.finish();
 
     let mut group = c.benchmark_group("start_response");
     group.bench_function("1_header", |b| {
-        b.to_async(&runtime).iter(|| async { black_box(round_trip(&hello, "/", 0).await) })
+        b.to_async(&runtime)
+            .iter(|| async { black_box(round_trip(&hello, "/", 0).await) })
     });
     group.bench_function("20_headers", |b| {
-        b.to_async(&runtime).iter(|| async { black_box(round_trip(&many, "/", 0).await) })
+        b.to_async(&runtime)
+            .iter(|| async { black_box(round_trip(&many, "/", 0).await) })
     });
     group.finish();
 
@@ -94,7 +107,8 @@ fn benches(c: &mut Criterion) {
     for n in [1, 64] {
         let path = format!("/?{n}");
         group.bench_function(format!("{n}_chunks_of_1k"), |b| {
-            b.to_async(&runtime).iter(|| async { black_box(round_trip(&chunks, &path, 0).await) })
+            b.to_async(&runtime)
+                .iter(|| async { black_box(round_trip(&chunks, &path, 0).await) })
         });
     }
     group.finish();

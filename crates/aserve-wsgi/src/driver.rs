@@ -162,7 +162,7 @@ fn in_memory(iterable: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
     if items.len() == 1 {
         let item = items.get_item(0)?;
         let bytes = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
-        return Ok(Some(Bytes::copy_from_slice(bytes.as_bytes())));
+        return Ok(Some(crate::chunk::to_bytes(bytes)));
     }
     let mut body = BytesMut::new();
     for item in items.iter() {

@@ -17,6 +17,7 @@
 //! app in [`driver`] and sends the head, then body chunks through a bounded
 //! channel, so a slow client parks the thread with the GIL released.
 
+mod chunk;
 mod driver;
 mod environ;
 mod errors;

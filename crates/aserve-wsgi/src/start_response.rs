@@ -165,7 +165,7 @@ impl StartResponse {
         let Some(sender) = self.body.as_ref() else {
             return Ok(Flow::Stop);
         };
-        let chunk = Bytes::copy_from_slice(chunk.as_bytes());
+        let chunk = crate::chunk::to_bytes(chunk);
         let sent = match sender.try_send(chunk) {
             Ok(None) => Ok(()),
             Ok(Some(chunk)) => py.detach(|| sender.blocking_send(chunk)),
