@@ -71,6 +71,11 @@ def _aserve(ctx, l):
     return argv + [l.app], ctx.apps
 
 
+def _aserve_threads1(ctx, l):
+    argv, cwd = _aserve(ctx, l)
+    return argv[:-1] + ["--threads", "1", argv[-1]], cwd
+
+
 def _reference(ctx, l):
     argv = [ctx.reference_bin, f"127.0.0.1:{l.port}"]
     if l.idle:
@@ -137,6 +142,8 @@ def _bjoern(ctx, l):
 
 SERVERS = [
     Server("aserve", argv=_aserve),
+    Server("aserve-threads1", hello_only=True, argv=_aserve_threads1,
+           note="aserve with --threads 1: the baseline the default pool must match on CPU-bound work"),
     Server("reference", hello_only=True, argv=_reference,
            note="bare Rust hello world on aserve-http (no Python): the front end's ceiling"),
     Server("granian", argv=_granian),
