@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::support::Server;
 use crate::support::http::{Conn, Response, fetch, get, read_response, request};
 use crate::support::load::{
-    app_count, fd_count, heavy, python_threads, raise_nofile_limit, worker_pid,
+    app_count, fd_count, heavy, python_thread_policies, python_threads, raise_nofile_limit,
+    worker_pid,
 };
 
 /// Sends `request` on `stream` and reads one response, as a Result so it can
@@ -528,5 +529,24 @@ fn cpu_bound_load_keeps_a_single_python_thread() {
     assert!(
         threads <= 2,
         "{clients} clients of a CPU-bound app grew the pool to {threads} Python threads"
+    );
+}
+
+/// Pool threads run under SCHED_BATCH, so that waking one for a job does not
+/// preempt the reactor in the middle of its batch (see `pool.rs`).
+#[test]
+fn python_threads_run_under_sched_batch() {
+    const SCHED_BATCH: u32 = 3;
+    let server = Server::builder("load_app:app")
+        .args(["--workers", "1"])
+        .start();
+    let pid = worker_pid(&server);
+    let resp = fetch(&server, &get("/hello"));
+    assert_eq!(resp.status, 200, "{}", resp.dump());
+    let policies = python_thread_policies(pid);
+    assert!(!policies.is_empty(), "no Python thread after a request");
+    assert!(
+        policies.iter().all(|&p| p == SCHED_BATCH),
+        "Python thread policies {policies:?}, want SCHED_BATCH ({SCHED_BATCH})"
     );
 }

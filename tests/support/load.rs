@@ -36,14 +36,35 @@ pub fn rss_bytes(pid: u32) -> u64 {
 /// Python pool threads (named `aserve-py-N`) of process `pid`: what
 /// "the pool grew" means, independent of the runtime's own threads.
 pub fn python_threads(pid: u32) -> usize {
+    python_thread_dirs(pid).count()
+}
+
+/// The `/proc/PID/task/TID` directories of the Python pool threads.
+fn python_thread_dirs(pid: u32) -> impl Iterator<Item = std::path::PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap_or_else(|e| panic!("cannot list /proc/{pid}/task: {e}"))
         .filter_map(Result::ok)
+        .map(|task| task.path())
         .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
+            std::fs::read_to_string(task.join("comm"))
                 .is_ok_and(|comm| comm.starts_with("aserve-py-"))
         })
-        .count()
+}
+
+/// The scheduling policy (`SCHED_*` number, field 41 of `stat`) of each
+/// Python pool thread of process `pid`.
+pub fn python_thread_policies(pid: u32) -> Vec<u32> {
+    python_thread_dirs(pid)
+        .filter_map(|task| std::fs::read_to_string(task.join("stat")).ok())
+        .map(|stat| {
+            // Fields after the parenthesised comm start at field 3.
+            let rest = &stat[stat.rfind(')').expect("stat has a comm") + 1..];
+            rest.split_whitespace()
+                .nth(41 - 3)
+                .and_then(|policy| policy.parse().ok())
+                .unwrap_or_else(|| panic!("no policy field in {stat}"))
+        })
+        .collect()
 }
 
 /// Open file descriptors of process `pid`.
