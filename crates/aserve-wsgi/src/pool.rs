@@ -22,8 +22,10 @@
 //!
 //! Invariants, all guarded by one mutex:
 //! - `threads <= max`;
-//! - `idle` is the number of threads blocked waiting for work; a submit
-//!   wakes one of them if there is one;
+//! - `idle` is the number of threads blocked waiting for work, `woken` how
+//!   many of them have been signalled and not yet run (`woken <= idle`); a
+//!   submit signals one more only if some idle thread is still unsignalled,
+//!   so a burst of submits costs one wake-up, not one futex call per job;
 //! - `started` counts jobs taken off the queue: it is the progress the
 //!   supervisor measures;
 //! - every queued job is run by exactly one thread; an idle thread exits
@@ -62,6 +64,7 @@ struct State<J> {
     queue: VecDeque<J>,
     threads: usize,
     idle: usize,
+    woken: usize,
     started: u64,
     spawned: usize,
     supervised: bool,
@@ -77,6 +80,7 @@ impl<J: Send + 'static> Pool<J> {
             queue: VecDeque::new(),
             threads: 0,
             idle: 0,
+            woken: 0,
             started: 0,
             spawned: 0,
             supervised: false,
@@ -101,8 +105,13 @@ impl<J: Send + 'static> Pool<J> {
         let mut state = self.shared.lock();
         state.queue.push_back(job);
         if state.idle > 0 {
-            drop(state);
-            self.shared.work.notify_one();
+            // A thread already woken will take this job too: it drains the
+            // queue before it waits again.
+            if state.woken < state.idle {
+                state.woken += 1;
+                drop(state);
+                self.shared.work.notify_one();
+            }
             return;
         }
         if state.threads == 0 {
@@ -225,6 +234,9 @@ impl<J: Send + 'static> Shared<J> {
                 .wait_timeout(state, self.idle_timeout)
                 .unwrap_or_else(PoisonError::into_inner);
             state = guard;
+            // Whether this thread was the one signalled or woke on its own,
+            // one signal fewer is outstanding: `woken <= idle` holds.
+            state.woken = state.woken.saturating_sub(1);
             state.idle -= 1;
             if wait.timed_out() && state.queue.is_empty() {
                 state.threads -= 1;
