@@ -47,6 +47,7 @@ class Scenario:
     seconds: int = 0  # 0: --duration
     ideal_rps: float = 0.0  # long-poll only
     idle: bool = False
+    one_worker: bool = False  # the issue measures long-poll in ONE worker
 
 
 def scenarios(quick):
@@ -60,7 +61,7 @@ def scenarios(quick):
         Scenario("upload", "1 MiB POST body read by the app", "/upload", c or 100,
                  script="upload.lua"),
         Scenario("longpoll-c1000", "app sleeps 1 s per request", "/sleep", c or 1000,
-                 restart_each_round=True),
+                 restart_each_round=True, one_worker=True),
         Scenario("flask", "small Flask JSON endpoint", "/json", c or 100, app="flask_app:app"),
         Scenario("idle", "idle keep-alive connections: RSS per connection", "/hello",
                  500 if quick else 10000, reference=True, idle=True),
@@ -110,7 +111,8 @@ class Harness:
 
     # -- servers -----------------------------------------------------------
     def start(self, server, scenario):
-        launch = srv.Launch(port=measure.free_port(), workers=self.args.workers,
+        workers = 1 if scenario.one_worker else self.args.workers
+        launch = srv.Launch(port=measure.free_port(), workers=workers,
                             app=scenario.app, idle=scenario.idle)
         running = srv.start(server, self.ctx, launch, self.server_core, scenario_probe(scenario))
         self.running.append(running)

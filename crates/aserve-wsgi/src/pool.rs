@@ -15,6 +15,13 @@
 //! jobs have waited [`STALL`] with not a single job started meanwhile, it
 //! starts one thread per waiting job at once, up to the bound.
 //!
+//! Progress alone can hide a pool that is too small: 400 threads each
+//! sleeping 1 s start 400 jobs a second between them, so no 10 ms window is
+//! ever empty while 600 more requests queue behind them. So the pool also
+//! grows when the oldest queued job has waited [`LAG`], far longer than a
+//! queue served by threads that run Python ever makes a job wait at the
+//! concurrency the front end admits.
+//!
 //! Pool threads run under `SCHED_BATCH` (see [`batch_scheduling`]): the
 //! reactor hands them jobs one at a time, and without it the kernel switches
 //! to the woken pool thread on every hand-off instead of letting the reactor
@@ -42,6 +49,10 @@ use pyo3::Python;
 /// How long queued jobs may see no progress before the pool grows.
 const STALL: Duration = Duration::from_millis(10);
 
+/// How long the oldest queued job may wait, progress or not, before the
+/// pool grows.
+const LAG: Duration = Duration::from_millis(100);
+
 /// What a pool thread does with a job, with the GIL held.
 pub(crate) type Runner<J> = Box<dyn Fn(Python<'_>, J) + Send + Sync>;
 
@@ -61,7 +72,8 @@ struct Shared<J> {
 }
 
 struct State<J> {
-    queue: VecDeque<J>,
+    /// Jobs with the time they were queued.
+    queue: VecDeque<(Instant, J)>,
     threads: usize,
     idle: usize,
     woken: usize,
@@ -103,7 +115,7 @@ impl<J: Send + 'static> Pool<J> {
     /// one; with every thread busy, leaves growth to the supervisor.
     pub(crate) fn submit(&self, job: J) {
         let mut state = self.shared.lock();
-        state.queue.push_back(job);
+        state.queue.push_back((Instant::now(), job));
         if state.idle > 0 {
             // A thread already woken will take this job too: it drains the
             // queue before it waits again.
@@ -115,7 +127,7 @@ impl<J: Send + 'static> Pool<J> {
             return;
         }
         if state.threads == 0 {
-            Shared::spawn(&self.shared, &mut state, 1);
+            Shared::spawn(&self.shared, state, 1);
             return;
         }
         if !state.supervised {
@@ -150,19 +162,25 @@ impl<J: Send + 'static> Shared<J> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts up to `n` threads, within the bound.
-    fn spawn(shared: &Arc<Self>, state: &mut State<J>, n: usize) {
-        for _ in 0..n.min(shared.max - state.threads) {
-            state.threads += 1;
-            state.spawned += 1;
-            let name = format!("aserve-py-{}", state.spawned);
+    /// Starts up to `n` threads, within the bound. The lock is released
+    /// before the threads are created: starting hundreds of threads takes
+    /// tens of milliseconds, and a pool thread that waits for this lock
+    /// does so holding the GIL, so every Python thread would wait too.
+    fn spawn(shared: &Arc<Self>, mut state: MutexGuard<'_, State<J>>, n: usize) {
+        let n = n.min(shared.max - state.threads);
+        let first = state.spawned;
+        state.threads += n;
+        state.spawned += n;
+        drop(state);
+        for i in 0..n {
+            let name = format!("aserve-py-{}", first + i + 1);
             let this = Arc::clone(shared);
             if let Err(e) = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || this.thread_main())
             {
                 tracing::error!("cannot start a Python thread: {e}");
-                state.threads -= 1;
+                shared.lock().threads -= n - i;
                 return;
             }
         }
@@ -190,8 +208,14 @@ impl<J: Send + 'static> Shared<J> {
                     .0;
             }
             let waiting = state.queue.len().saturating_sub(state.idle);
-            if state.started == progress && waiting > 0 && state.threads < self.max {
-                Self::spawn(&self, &mut state, waiting);
+            let stalled = state.started == progress
+                || state
+                    .queue
+                    .front()
+                    .is_some_and(|(queued, _)| queued.elapsed() >= LAG);
+            if stalled && waiting > 0 && state.threads < self.max {
+                Self::spawn(&self, state, waiting);
+                state = self.lock();
             }
         }
     }
@@ -214,7 +238,7 @@ impl<J: Send + 'static> Shared<J> {
 
     fn try_next_job(&self) -> Option<J> {
         let mut state = self.lock();
-        let job = state.queue.pop_front()?;
+        let (_, job) = state.queue.pop_front()?;
         state.started += 1;
         Some(job)
     }
@@ -224,7 +248,7 @@ impl<J: Send + 'static> Shared<J> {
     fn next_job(&self) -> Option<J> {
         let mut state = self.lock();
         loop {
-            if let Some(job) = state.queue.pop_front() {
+            if let Some((_, job)) = state.queue.pop_front() {
                 state.started += 1;
                 return Some(job);
             }
