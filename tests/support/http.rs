@@ -367,6 +367,22 @@ impl Conn {
             .unwrap_or_else(|e| panic!("could not read a response: {e}"))
     }
 
+    /// Reads a 200 response whose body was cut short: the head (and what
+    /// the app produced before failing) must have been flushed, and the
+    /// body must not look complete. `what` names the failure in messages.
+    pub fn cut_response(&mut self, what: &str) -> Response {
+        let resp = self
+            .response_or_eof()
+            .expect("the head must be flushed before the connection is cut");
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+        assert!(
+            !resp.complete,
+            "{what} must not look complete: {}",
+            resp.dump()
+        );
+        resp
+    }
+
     /// Reads the next response, or None if the server closed the
     /// connection before sending a status line (a cut connection).
     pub fn response_or_eof(&mut self) -> Option<Response> {
