@@ -395,6 +395,7 @@ fn clients_beyond_worker_connections_wait_and_are_served_later() {
 /// `--thread-idle-timeout`.
 #[test]
 fn pool_grows_under_load_and_shrinks_when_idle() {
+    let _heavy = heavy();
     const N: usize = 20;
     let server = Server::builder("load_app:app")
         .args(["--workers", "1", "--thread-idle-timeout", "1"])
@@ -500,6 +501,7 @@ fn threads_flag_bounds_the_pool() {
 /// third of the throughput).
 #[test]
 fn cpu_bound_load_keeps_a_single_python_thread() {
+    let _heavy = heavy();
     let server = Server::builder("load_app:app")
         .args(["--workers", "1"])
         .start();
