@@ -4,21 +4,14 @@
 use std::time::Duration;
 
 use crate::support::Server;
-use crate::support::http::{Conn, get, request, request_version};
+use crate::support::http::{Conn, Response, get, request, request_version};
 
 #[test]
 fn keep_alive_serves_several_requests_on_one_connection() {
     let server = Server::start("body_app:app");
     let mut conn = Conn::open(&server);
     for i in 0..5 {
-        let path = format!("/echo/{i}");
-        let resp = conn.roundtrip(&get(&path));
-        assert_eq!(
-            (resp.status, resp.text()),
-            (200, format!("GET {path}")),
-            "{}",
-            resp.dump()
-        );
+        echo(&mut conn, &format!("/echo/{i}"));
     }
     // Streaming (chunked) responses keep the connection too.
     let resp = conn.roundtrip(&get("/stream"));
@@ -28,8 +21,57 @@ fn keep_alive_serves_several_requests_on_one_connection() {
         "{}",
         resp.dump()
     );
-    let resp = conn.roundtrip(&get("/echo/last"));
-    assert_eq!(resp.text(), "GET /echo/last", "{}", resp.dump());
+    echo(&mut conn, "/echo/last");
+}
+
+/// The next responses on `conn` are 200s with these bodies, in order.
+fn expect_in_order(conn: &mut Conn, bodies: &[&str]) {
+    for want in bodies {
+        let resp = conn.response();
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, *want),
+            "{}",
+            resp.dump()
+        );
+    }
+}
+
+/// GET `path` from body_app's echo on `conn`; returns the response.
+fn echo(conn: &mut Conn, path: &str) -> Response {
+    let resp = conn.roundtrip(&get(path));
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, format!("GET {path}")),
+        "{}",
+        resp.dump()
+    );
+    resp
+}
+
+/// A connection idle between requests is parked (handed back from hyper,
+/// socket kept) after 50 ms; what comes next — one request, a pipelined
+/// pair, one with a body — is served as on a connection never idle.
+#[test]
+fn parked_connection_serves_what_comes_next() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let idle = || std::thread::sleep(Duration::from_millis(200));
+    echo(&mut conn, "/echo/first");
+    idle();
+    let mut pair = get("/echo/two");
+    pair.extend_from_slice(&get("/stream"));
+    conn.send(&pair);
+    expect_in_order(
+        &mut conn,
+        &["GET /echo/two", "chunk-one;chunk-two;chunk-three"],
+    );
+    idle();
+    let resp = conn.roundtrip(&request("POST", "/echo/post", &[], b"a body"));
+    assert_eq!(resp.text(), "POST /echo/post", "{}", resp.dump());
+    idle();
+    let resp = echo(&mut conn, "/echo/last");
+    assert!(!resp.has_header("connection"), "{}", resp.dump());
 }
 
 #[test]
@@ -46,15 +88,7 @@ fn pipelined_requests_are_answered_in_order() {
         "chunk-one;chunk-two;chunk-three",
         "GET /echo/three",
     ];
-    for want in expected {
-        let resp = conn.response();
-        assert_eq!(
-            (resp.status, resp.text().as_str()),
-            (200, want),
-            "{}",
-            resp.dump()
-        );
-    }
+    expect_in_order(&mut conn, &expected);
 }
 
 #[test]
@@ -138,8 +172,7 @@ fn malformed_request_line_gets_400_and_close() {
     );
     // The server is still fine.
     let mut conn = Conn::open(&server);
-    let resp = conn.roundtrip(&get("/echo/after"));
-    assert_eq!(resp.text(), "GET /echo/after", "{}", resp.dump());
+    echo(&mut conn, "/echo/after");
 }
 
 /// A request blocked in the app must not stop another from being served

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::Server;
-use crate::support::http::read_response;
+use crate::support::http::{Conn, get, read_response};
 use crate::support::procs::{Load, get_tcp, is_alive, send_signal, wait_until};
 
 /// Deadline for anything the master should do "at once" (a log line, a
@@ -172,6 +172,52 @@ fn term_under_load_finishes_every_in_flight_request_then_exits_0() {
         );
         assert!(!is_alive(pid), "worker {pid} outlived the master");
     }
+}
+
+/// Keep-alive connections idle long enough are parked (hyper's state for
+/// them released); a drain treats them as before: a request sent just
+/// after TERM is answered, and every idle connection is then closed, so
+/// the worker exits without waiting for the keep-alive timeout.
+#[test]
+fn term_answers_a_parked_connection_and_closes_the_idle_ones() {
+    let mut server = Server::builder("proc_app:app")
+        .args(["-w", "1", "--keep-alive", "60"])
+        .start();
+    server.wait_for_workers(1, SOON);
+    let mut late = Conn::open(&server);
+    let mut quiet = Conn::open(&server);
+    for conn in [&mut late, &mut quiet] {
+        let resp = conn.roundtrip(&get("/pid"));
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+    }
+    // Idle well past the moment a connection is parked (50 ms).
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mark = server.log_mark();
+    let sent = Instant::now();
+    send_signal(server.pid(), "TERM");
+    assert!(
+        server.wait_for_log_since(mark, "draining connections", SOON),
+        "{}",
+        server.log()
+    );
+    let resp = late.roundtrip(&get("/pid"));
+    assert_eq!(resp.status, 200, "{}", resp.dump());
+    for (name, conn) in [("late", &mut late), ("quiet", &mut quiet)] {
+        let (extra, _) = conn
+            .wait_closed()
+            .unwrap_or_else(|e| panic!("{name} connection not closed by the drain: {e}"));
+        assert!(extra.is_empty(), "{:?}", String::from_utf8_lossy(&extra));
+    }
+    let status = server
+        .wait_exit(SOON)
+        .unwrap_or_else(|| panic!("master still running after TERM; log:\n{}", server.log()));
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "the drain took {:?} with only idle connections (keep-alive is 60 s)",
+        sent.elapsed()
+    );
 }
 
 #[test]

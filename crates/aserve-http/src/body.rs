@@ -9,7 +9,6 @@
 //!   slow client parks the producer instead of growing memory.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::access_log::Pending;
 use crate::io::InFlight;
@@ -132,9 +131,9 @@ pub struct ResponseBody {
     remaining: Option<u64>,
     /// An error to end the body with on the next poll (see `poll_frame`).
     failure: Option<BodyError>,
-    close: Option<CloseSignal>,
-    /// Dropped (marking the request done) when hyper drops the body.
-    _in_flight: Option<InFlight>,
+    /// Dropped (marking the request done) when hyper drops the body; also
+    /// how the body asks its connection to close.
+    in_flight: Option<InFlight>,
     /// Body bytes handed to hyper, for the access log.
     sent: u64,
     access: Option<Box<Pending>>,
@@ -145,26 +144,6 @@ impl Drop for ResponseBody {
         if let Some(access) = self.access.take() {
             access.finish(self.sent);
         }
-    }
-}
-
-/// Asks the connection a body belongs to to close once the response in
-/// flight is written. Set by the front end on every response it sends.
-#[derive(Clone)]
-pub(crate) struct CloseSignal(Arc<Notify>);
-
-impl CloseSignal {
-    pub(crate) fn new(notify: Arc<Notify>) -> Self {
-        Self(notify)
-    }
-
-    pub(crate) async fn notified(&self) {
-        self.0.notified().await;
-    }
-
-    fn raise(&self) {
-        // notify_one stores a permit when nobody waits yet.
-        self.0.notify_one();
     }
 }
 
@@ -224,23 +203,16 @@ impl ResponseBody {
             kind,
             remaining: None,
             failure: None,
-            close: None,
-            _in_flight: None,
+            in_flight: None,
             sent: 0,
             access: None,
         }
     }
 
-    /// Ties the body to its connection: the close signal it may raise, and
-    /// the in-flight mark it releases when dropped.
-    pub(crate) fn attach(
-        mut self,
-        close: CloseSignal,
-        in_flight: InFlight,
-        access: Option<Pending>,
-    ) -> Self {
-        self.close = Some(close);
-        self._in_flight = Some(in_flight);
+    /// Ties the body to its connection: the in-flight mark it releases when
+    /// dropped (and may ask the connection to close through).
+    pub(crate) fn attach(mut self, in_flight: InFlight, access: Option<Pending>) -> Self {
+        self.in_flight = Some(in_flight);
         self.access = access.map(Box::new);
         self
     }
@@ -299,8 +271,8 @@ impl ResponseBody {
                 // failure on the next poll is only a fallback.
                 self.kind = Kind::Full(None);
                 self.failure = Some(BodyError::TooLong);
-                if let Some(close) = &self.close {
-                    close.raise();
+                if let Some(in_flight) = &self.in_flight {
+                    in_flight.close_connection();
                 }
                 return Ok(chunk);
             }

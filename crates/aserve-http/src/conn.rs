@@ -1,6 +1,15 @@
 //! One connection: hyper's HTTP/1.1 state machine plus the timers and
 //! signals hyper does not provide.
 //!
+//! A connection is either *parked*, holding nothing but its socket while
+//! it waits for bytes, or *active*, served by hyper. hyper keeps an 8 KiB
+//! read buffer and an 8 KiB header buffer for as long as it holds a
+//! connection, and has no setting to shrink them; so a connection starts
+//! parked, and once hyper sits idle after a response it is asked to end the
+//! (idle) connection without shutting the socket down, and the socket is
+//! parked again. Idle keep-alive connections then cost what their socket
+//! and task do, as nginx's do.
+//!
 //! Timers (hyper's own header timer is off, because it also runs while a
 //! keep-alive connection is idle and so cannot tell the two apart):
 //! - a new connection must deliver its first request head within
@@ -11,26 +20,30 @@
 //! - while a request is in flight, no connection timer runs (the body and
 //!   request timeouts belong to the request).
 //!
-//! Invariant: `Activity::in_flight` counts requests whose response body has
-//! not been dropped by hyper; it is zero exactly when the connection is
-//! between requests.
+//! Invariants: `Activity::in_flight` counts requests whose response body
+//! has not been dropped by hyper; it is zero exactly when the connection is
+//! between requests. A connection is parked only when hyper is idle —
+//! nothing in flight, no byte of a next head, its last read came back empty
+//! — and nobody asked for it to close, so parking loses no byte and no
+//! response; bytes hyper read but did not parse go back in front of the
+//! socket.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::TokioIo;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::BodyError;
 use crate::access_log::Pending;
-use crate::body::CloseSignal;
 use crate::io::{Activity, CountingStream};
 use crate::listener::Stream;
-use crate::{ConnInfo, Handler, RequestBody, ServerConfig};
+use crate::{BodyError, ConnInfo, Handler, RequestBody, ResponseBody, ServerConfig};
 
 /// What every connection of a server shares.
 pub(crate) struct Shared<H> {
@@ -56,13 +69,7 @@ impl<H> Shared<H> {
     }
 }
 
-/// Where the connection is between requests.
-struct Phase {
-    /// When the connection opened, or its last response ended.
-    started: Instant,
-    /// No request has started yet on this connection.
-    first: bool,
-}
+type Io = TokioIo<CountingStream>;
 
 pub(crate) async fn serve<H: Handler>(
     shared: Arc<Shared<H>>,
@@ -71,10 +78,9 @@ pub(crate) async fn serve<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let close = CloseSignal::new(Arc::new(Notify::new()));
-    let service = {
-        let (shared, activity, close) = (Arc::clone(&shared), Arc::clone(&activity), close.clone());
-        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let mut service = {
+        let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
+        service_fn(move |req: http::Request<Incoming>| {
             let in_flight = activity.start_request();
             let mut access = shared
                 .config
@@ -92,7 +98,6 @@ pub(crate) async fn serve<H: Handler>(
                     Ok(shared.handler.call(req, info))
                 }
             };
-            let close = close.clone();
             async move {
                 let response = match response {
                     Ok(call) => call.await,
@@ -101,80 +106,203 @@ pub(crate) async fn serve<H: Handler>(
                 if let Some(access) = access.as_mut() {
                     access.respond(&response);
                 }
-                Ok::<_, Infallible>(response.map(|body| body.attach(close, in_flight, access)))
+                Ok::<_, Infallible>(response.map(|body| body.attach(in_flight, access)))
             }
         })
     };
     let line_limit = shared.config.limits.request_line;
-    let io = TokioIo::new(CountingStream::new(
+    let mut io = TokioIo::new(CountingStream::new(
         stream,
         Arc::clone(&activity),
         line_limit,
     ));
-    let mut conn = std::pin::pin!(shared.http1.serve_connection(io, service));
-    let (keep_alive, header_timeout) = (shared.config.keep_alive, shared.config.header_timeout);
-    let mut phase = Phase {
-        started: Instant::now(),
-        first: true,
+    let mut timers = Timers {
+        phase: Phase {
+            started: Instant::now(),
+            first: true,
+        },
+        closing: stop.borrow().then(Instant::now),
+        keep_alive: shared.config.keep_alive,
+        header_timeout: shared.config.header_timeout,
     };
-    // The first head is timed from the connection; later ones from their
-    // first byte, with the keep-alive timeout until that byte arrives.
-    let deadline = |phase: &Phase| -> Option<Instant> {
+    loop {
+        if !io.inner().has_unread()
+            && !timers
+                .wait_for_bytes(io.inner().socket(), &activity, &mut stop, &info)
+                .await
+        {
+            return;
+        }
+        let conn = Box::pin(shared.http1.serve_connection(io, service));
+        let Some(parts) = timers.drive(conn, &activity, &mut stop, &info).await else {
+            return;
+        };
+        io = parts.io;
+        io.inner_mut().unread(parts.read_buf);
+        service = parts.service;
+    }
+}
+
+/// Where the connection is between requests.
+struct Phase {
+    /// When the connection opened, or its last response ended.
+    started: Instant,
+    /// No request has started yet on this connection.
+    first: bool,
+}
+
+/// The connection's deadlines, kept across parked and active spells.
+struct Timers {
+    phase: Phase,
+    /// Asked to end keep-alive (drain, or a response asked), and since when.
+    closing: Option<Instant>,
+    keep_alive: Duration,
+    header_timeout: Duration,
+}
+
+impl Timers {
+    /// The first head is timed from the connection; later ones from their
+    /// first byte, with the keep-alive timeout until that byte arrives.
+    fn deadline(&self, activity: &Activity) -> Option<Instant> {
         if activity.in_flight() > 0 {
             return None;
         }
-        Some(match (phase.first, activity.head_began()) {
-            (true, _) => phase.started + header_timeout,
-            (false, Some(began)) => Instant::from_std(began) + header_timeout,
-            (false, None) => phase.started + keep_alive,
+        Some(match (self.phase.first, activity.head_began()) {
+            (true, _) => self.phase.started + self.header_timeout,
+            (false, Some(began)) => Instant::from_std(began) + self.header_timeout,
+            (false, None) => self.phase.started + self.keep_alive,
         })
-    };
-    // Asked to end keep-alive (drain, or the body's close signal), and
-    // since when; `ended` once hyper has been told.
-    let mut closing: Option<Instant> = stop.borrow().then(Instant::now);
-    let mut ended = false;
-    loop {
-        if let Some(since) = closing
-            && !ended
-            && may_end_keep_alive(&activity, since)
-        {
-            ended = true;
-            conn.as_mut().graceful_shutdown();
+    }
+
+    /// Whether the deadline has passed (the state may have moved on since
+    /// it was set); says why the connection closes if so.
+    fn expired(&self, activity: &Activity, info: &ConnInfo) -> bool {
+        if self.deadline(activity).is_none_or(|d| d > Instant::now()) {
+            return false;
         }
-        let next = deadline(&phase);
-        let linger = closing.filter(|_| !ended).map(|since| since + DRAIN_LINGER);
-        tokio::select! {
-            finished = conn.as_mut() => {
-                if let Err(e) = finished {
-                    log_connection_error(&e, &info);
-                }
-                return;
-            }
-            _ = stop.changed(), if closing.is_none() => closing = Some(Instant::now()),
-            _ = close.notified(), if closing.is_none() => closing = Some(Instant::now()),
-            _ = activity.became_idle() => {
-                phase = Phase { started: Instant::now(), first: false };
-            }
-            // Re-evaluate: the header timeout now applies, or a drain may
-            // now end keep-alive.
-            _ = activity.head_arrived() => {}
-            _ = activity.request_started(), if closing.is_some() && !ended => {}
-            _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => {}
-            _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
-                // The state may have moved on since the deadline was set.
-                if deadline(&phase).is_some_and(|d| d <= Instant::now()) {
-                    let idle = !phase.first && activity.head_began().is_none();
-                    if idle {
-                        tracing::debug!(%info, "closing idle keep-alive connection");
-                    } else {
-                        tracing::info!(%info, "request head not complete within {header_timeout:?}; closing");
+        if !self.phase.first && activity.head_began().is_none() {
+            tracing::debug!(%info, "closing idle keep-alive connection");
+        } else {
+            let timeout = self.header_timeout;
+            tracing::info!(%info, "request head not complete within {timeout:?}; closing");
+        }
+        true
+    }
+
+    /// Parked: waits, holding nothing but the socket, until the client
+    /// sends something. False when the connection is to close instead.
+    async fn wait_for_bytes(
+        &mut self,
+        socket: &Stream,
+        activity: &Activity,
+        stop: &mut watch::Receiver<bool>,
+        info: &ConnInfo,
+    ) -> bool {
+        loop {
+            let next = self.deadline(activity);
+            let linger = self.closing.map(|since| since + DRAIN_LINGER);
+            tokio::select! {
+                readable = socket.readable() => return readable.is_ok(),
+                _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
+                _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => return false,
+                _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
+                    if self.expired(activity, info) {
+                        return false;
                     }
-                    return;
+                }
+            }
+        }
+    }
+
+    /// Active: runs hyper on the connection until it closes (`None`) or
+    /// sits idle and is taken back to be parked.
+    async fn drive<S>(
+        &mut self,
+        mut conn: Pin<Box<http1::Connection<Io, S>>>,
+        activity: &Activity,
+        stop: &mut watch::Receiver<bool>,
+        info: &ConnInfo,
+    ) -> Option<http1::Parts<Io, S>>
+    where
+        S: HttpService<Incoming, ResBody = ResponseBody> + Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // Whether hyper has been told to end the connection (to close or
+        // to park it).
+        let mut ended = false;
+        // Whether a response ended since hyper took the connection: only
+        // then can hyper be idle rather than waiting for a first head.
+        let mut served = false;
+        loop {
+            if let Some(since) = self.closing
+                && !ended
+                && may_end_keep_alive(activity, since)
+            {
+                ended = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            // Parking is tried once per idle spell, when it is due.
+            let park_at = (served && !ended).then(|| self.phase.started + PARK_AFTER);
+            let park_due = park_at.is_some_and(|at| at <= Instant::now());
+            if park_due
+                && self.closing.is_none()
+                && !activity.close_asked()
+                && activity.hyper_idle()
+            {
+                // hyper ends an idle connection at once; the stream keeps
+                // the socket open through hyper's shutdown.
+                ended = true;
+                activity.set_parking(true);
+                conn.as_mut().graceful_shutdown();
+            }
+            let next = match (self.deadline(activity), park_at.filter(|_| !park_due)) {
+                (Some(deadline), Some(park)) => Some(deadline.min(park)),
+                (deadline, park) => deadline.or(park),
+            };
+            let linger = self
+                .closing
+                .filter(|_| !ended)
+                .map(|since| since + DRAIN_LINGER);
+            tokio::select! {
+                finished = conn.as_mut() => {
+                    let parked = activity.parking();
+                    activity.set_parking(false);
+                    return match finished {
+                        Ok(()) if parked => Some(Pin::into_inner(conn).into_parts()),
+                        Ok(()) => None,
+                        Err(e) => {
+                            log_connection_error(&e, info);
+                            None
+                        }
+                    };
+                }
+                _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
+                _ = activity.close_requested(), if self.closing.is_none() => self.closing = Some(Instant::now()),
+                _ = activity.became_idle() => {
+                    self.phase = Phase { started: Instant::now(), first: false };
+                    served = true;
+                }
+                // Re-evaluate: the header timeout now applies, or a drain
+                // may now end keep-alive.
+                _ = activity.head_arrived() => {}
+                _ = activity.request_started(), if self.closing.is_some() && !ended => {}
+                _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => {}
+                _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
+                    if self.expired(activity, info) {
+                        return None;
+                    }
                 }
             }
         }
     }
 }
+
+/// How long hyper keeps an idle keep-alive connection before it is parked.
+/// Parking and taking a connection back cost about a microsecond (hyper's
+/// buffers are freed and allocated again), which clients that send their
+/// next request at once would pay on every request; a connection idle this
+/// long is not one of them.
+const PARK_AFTER: Duration = Duration::from_millis(50);
 
 /// How long a draining connection with nothing in flight waits for a
 /// request that may already be on its way (a client that just connected,

@@ -1,20 +1,28 @@
 //! The socket as hyper sees it: a stream that watches the start of each
-//! request head.
+//! request head, and the state a connection shares with it.
 //!
 //! Between requests (nothing in flight) it notes when the first byte of the
 //! next head arrives — the keep-alive timeout applies before it, the header
 //! timeout from then on — and it measures that head's first line, answering
 //! 414 itself once the line passes `--limit-request-line` without ending.
 //! (hyper would keep buffering and, once its whole head buffer is full,
-//! answer 431.)
+//! answer 431.) It also notes when hyper, with nothing in flight, finds
+//! no bytes to read: hyper is then idle and may be parked (see `conn`).
+//!
+//! Invariant: while [`Activity::parking`] is set, shutting the stream down
+//! leaves the socket open, because the connection is being handed back
+//! from hyper, not closed. It is cleared by any read: hyper reads nothing
+//! once it has ended an idle connection, so a read means hyper was not
+//! idle and will close the connection itself.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
@@ -33,6 +41,13 @@ pub(crate) struct Activity {
     idle: Notify,
     head: Notify,
     started: Notify,
+    /// hyper asked for the next head and found nothing to read.
+    waiting: AtomicBool,
+    /// A response asked for the connection to be closed after it.
+    close_asked: AtomicBool,
+    close: Notify,
+    /// The connection is being taken back from hyper to be parked.
+    parking: AtomicBool,
 }
 
 impl Activity {
@@ -44,6 +59,10 @@ impl Activity {
             idle: Notify::new(),
             head: Notify::new(),
             started: Notify::new(),
+            waiting: AtomicBool::new(false),
+            close_asked: AtomicBool::new(false),
+            close: Notify::new(),
+            parking: AtomicBool::new(false),
         }
     }
 
@@ -74,6 +93,42 @@ impl Activity {
         self.started.notified().await;
     }
 
+    /// Whether hyper sits idle waiting for a next request that has not begun
+    /// to arrive: nothing in flight, no byte of a head, its read came back
+    /// empty.
+    pub(crate) fn hyper_idle(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
+            && self.in_flight() == 0
+            && self.head_began.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether a response asked for the connection to close after it.
+    pub(crate) fn close_asked(&self) -> bool {
+        self.close_asked.load(Ordering::Relaxed)
+    }
+
+    /// Waits until a response asks for the connection to close.
+    pub(crate) async fn close_requested(&self) {
+        self.close.notified().await;
+    }
+
+    pub(crate) fn parking(&self) -> bool {
+        self.parking.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutting the stream down should leave the socket open.
+    pub(crate) fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Relaxed);
+        self.waiting.store(false, Ordering::Relaxed);
+    }
+
+    /// Called when a read found nothing; notes hyper waiting for a head.
+    fn note_empty_read(&self) {
+        if self.in_flight() == 0 && self.head_began.load(Ordering::Relaxed) == 0 {
+            self.waiting.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Marks a request as in flight until the guard is dropped (the
     /// response body is done or abandoned).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
@@ -84,6 +139,7 @@ impl Activity {
 
     /// Called with the bytes of each read; true if they begin a new head.
     fn note_read(&self) -> bool {
+        self.waiting.store(false, Ordering::Relaxed);
         if self.in_flight() > 0 || self.head_began.load(Ordering::Relaxed) != 0 {
             return false;
         }
@@ -96,6 +152,15 @@ impl Activity {
 
 /// One request in flight; see [`Activity::start_request`].
 pub(crate) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// Asks the connection to close once this response is written.
+    pub(crate) fn close_connection(&self) {
+        self.0.close_asked.store(true, Ordering::Relaxed);
+        // notify_one stores a permit when nobody waits yet.
+        self.0.close.notify_one();
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -118,6 +183,9 @@ pub(crate) struct CountingStream {
     /// inside a first line.
     line: Option<usize>,
     line_limit: usize,
+    /// Bytes hyper had read but not parsed when it gave the stream back;
+    /// they are read again before the socket.
+    unread: Bytes,
 }
 
 impl CountingStream {
@@ -127,7 +195,25 @@ impl CountingStream {
             activity,
             line: None,
             line_limit,
+            unread: Bytes::new(),
         }
+    }
+
+    pub(crate) fn socket(&self) -> &Stream {
+        &self.inner
+    }
+
+    /// Puts bytes back in front of the socket's.
+    pub(crate) fn unread(&mut self, bytes: Bytes) {
+        debug_assert!(self.unread.is_empty());
+        // Even empty, hyper's bytes keep its whole read buffer alive.
+        if !bytes.is_empty() {
+            self.unread = bytes;
+        }
+    }
+
+    pub(crate) fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
     }
 
     /// Follows the first line of a head through `data`; false once it is
@@ -155,9 +241,23 @@ impl AsyncRead for CountingStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.activity.parking() {
+            // hyper was not idle after all (it still reads a request body,
+            // say): it will close the connection, so let it.
+            this.activity.set_parking(false);
+        }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before && !this.line_ok(&buf.filled()[before..]) {
+        let polled = if this.unread.is_empty() {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        } else {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            Poll::Ready(Ok(()))
+        };
+        if polled.is_pending() {
+            this.activity.note_empty_read();
+        } else if buf.filled().len() > before && !this.line_ok(&buf.filled()[before..]) {
             // Nothing is in flight (this is a new head), so the socket is
             // ours to answer on; a full send buffer just loses the courtesy.
             let _ = this.inner.try_write(URI_TOO_LONG);
@@ -196,6 +296,9 @@ impl AsyncWrite for CountingStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.parking.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

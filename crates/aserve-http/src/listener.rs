@@ -84,6 +84,14 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// Waits until a read would not block (bytes, end of stream or error).
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.readable().await,
+            Self::Unix(s) => s.readable().await,
+        }
+    }
+
     /// Writes what fits in the socket's send buffer now, without waiting.
     pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         match self {
