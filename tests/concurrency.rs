@@ -428,6 +428,51 @@ fn clients_beyond_worker_connections_wait_and_are_served_later() {
     assert_eq!(app_count(&server), count_before + 16);
 }
 
+/// A burst of blocking requests that reaches a pool with one idle thread
+/// all at once still runs side by side. The worker is pinned to one core,
+/// so the woken thread (SCHED_BATCH, it does not preempt the reactor) runs
+/// only after the reactor has queued the burst; jobs beyond the idle
+/// threads once went unnoticed by the supervisor and ran one after another.
+#[test]
+fn burst_of_blocking_requests_on_an_idle_pool_runs_side_by_side() {
+    const N: usize = 10;
+    let _heavy = heavy();
+    let server = Server::builder("load_app:app")
+        .args(["--workers", "1"])
+        .start();
+    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let pid = worker_pid(&server);
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid.to_string()])
+        .output()
+        .expect("run taskset");
+    assert!(pinned.status.success(), "{pinned:?}");
+    let mut conns: Vec<Conn> = (0..N).map(|_| Conn::open(&server)).collect();
+    let requests: Vec<Vec<u8>> = (0..N)
+        .map(|i| request("GET", "/sleep?2", &[("X-Tag", &format!("b{i}"))], b""))
+        .collect();
+    let mark = server.log_mark();
+    let sent = Instant::now();
+    for (conn, req) in conns.iter_mut().zip(&requests) {
+        conn.send(req);
+    }
+    for i in 0..N {
+        assert!(
+            server.wait_for_log_since(
+                mark,
+                &format!("sleep start b{i}\n"),
+                Duration::from_millis(1500).saturating_sub(sent.elapsed())
+            ),
+            "request b{i} did not start within 1.5 s of the burst\n{}",
+            server.log_since(mark)
+        );
+    }
+    for conn in &mut conns {
+        let resp = conn.response();
+        assert_eq!(resp.status, 200, "{}", resp.dump());
+    }
+}
+
 /// The pool grows while requests wait for a thread and shrinks back after
 /// `--thread-idle-timeout`.
 #[test]

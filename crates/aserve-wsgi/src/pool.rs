@@ -112,18 +112,24 @@ impl<J: Send + 'static> Pool<J> {
     }
 
     /// Queues a job and wakes an idle thread; with no thread at all, starts
-    /// one; with every thread busy, leaves growth to the supervisor.
+    /// one; with more jobs queued than idle threads, leaves growth to the
+    /// supervisor.
     pub(crate) fn submit(&self, job: J) {
         let mut state = self.shared.lock();
         state.queue.push_back((Instant::now(), job));
-        if state.idle > 0 {
-            // A thread already woken will take this job too: it drains the
-            // queue before it waits again.
-            if state.woken < state.idle {
-                state.woken += 1;
-                drop(state);
-                self.shared.work.notify_one();
-            }
+        if state.woken < state.idle {
+            state.woken += 1;
+            drop(state);
+            self.shared.work.notify_one();
+            return;
+        }
+        // Every idle thread is already signalled. Each takes a job; a woken
+        // thread also drains the queue before it waits again, which serves
+        // a burst of quick jobs with one wake-up. Jobs beyond one per idle
+        // thread are a backlog all the same: if those threads block, only
+        // the supervisor can grow the pool (once, every job in a burst that
+        // arrived before the woken thread ran waited its turn behind it).
+        if state.queue.len() <= state.idle {
             return;
         }
         if state.threads == 0 {
