@@ -12,15 +12,18 @@
 //! needed). The difference shows in progress: CPU-bound threads start a
 //! queued job every few microseconds, blocked ones start none. So a
 //! supervisor thread (it never touches Python) watches the queue, and when
-//! jobs have waited [`STALL`] with not a single job started meanwhile, it
-//! starts one thread per waiting job at once, up to the bound.
+//! jobs have waited [`STALL`] with not a single job started meanwhile (and
+//! no signalled thread still waiting for a core to run on), it starts one
+//! thread per waiting job at once, up to the bound.
 //!
 //! Progress alone can hide a pool that is too small: 400 threads each
 //! sleeping 1 s start 400 jobs a second between them, so no 10 ms window is
 //! ever empty while 600 more requests queue behind them. So the pool also
-//! grows when the oldest queued job has waited [`LAG`], far longer than a
-//! queue served by threads that run Python ever makes a job wait at the
-//! concurrency the front end admits.
+//! grows when the oldest queued job has waited [`LAG`] and, at the rate jobs
+//! started in the last window, the queue would take longer than `LAG` to
+//! clear. (A busy CPU also makes jobs wait, a burst of a thousand requests
+//! on a shared core, say; but threads that run Python clear such a queue in
+//! milliseconds, and more of them would only fight over the GIL.)
 //!
 //! Pool threads run under `SCHED_BATCH` (see [`batch_scheduling`]): the
 //! reactor hands them jobs one at a time, and without it the kernel switches
@@ -52,6 +55,9 @@ const STALL: Duration = Duration::from_millis(10);
 /// How long the oldest queued job may wait, progress or not, before the
 /// pool grows.
 const LAG: Duration = Duration::from_millis(100);
+
+/// Pool threads are named this plus a number.
+const POOL_THREAD_PREFIX: &str = "aserve-py-";
 
 /// What a pool thread does with a job, with the GIL held.
 pub(crate) type Runner<J> = Box<dyn Fn(Python<'_>, J) + Send + Sync>;
@@ -179,7 +185,7 @@ impl<J: Send + 'static> Shared<J> {
         state.spawned += n;
         drop(state);
         for i in 0..n {
-            let name = format!("aserve-py-{}", first + i + 1);
+            let name = format!("{POOL_THREAD_PREFIX}{}", first + i + 1);
             let this = Arc::clone(shared);
             if let Err(e) = std::thread::Builder::new()
                 .name(name)
@@ -213,13 +219,29 @@ impl<J: Send + 'static> Shared<J> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
+            let (window, started) = (since.elapsed(), state.started - progress);
+            // No progress with a thread signalled and not yet running, or
+            // with a pool thread runnable (preempted, not blocked), says the
+            // CPU is busy, not that the threads are blocked: more threads
+            // would only fight over the GIL. The check reads /proc, so it
+            // runs only once the rest says stalled, outside the lock.
+            let stalled = started == 0 && state.woken == 0 && {
+                drop(state);
+                let runnable = pool_thread_runnable();
+                state = self.lock();
+                !runnable
+            };
+            // Jobs that waited LAG because the CPU was busy are cleared
+            // fast once it is not; blocked threads start jobs too slowly
+            // to clear the queue within LAG at this window's rate.
+            let lagging = state
+                .queue
+                .front()
+                .is_some_and(|(queued, _)| queued.elapsed() >= LAG)
+                && (state.queue.len() as u128) * window.as_micros()
+                    > u128::from(started) * LAG.as_micros();
             let waiting = state.queue.len().saturating_sub(state.idle);
-            let stalled = state.started == progress
-                || state
-                    .queue
-                    .front()
-                    .is_some_and(|(queued, _)| queued.elapsed() >= LAG);
-            if stalled && waiting > 0 && state.threads < self.max {
+            if (stalled || lagging) && waiting > 0 && state.threads < self.max {
                 Self::spawn(&self, state, waiting);
                 state = self.lock();
             }
@@ -274,6 +296,31 @@ impl<J: Send + 'static> Shared<J> {
             }
         }
     }
+}
+
+/// Whether any pool thread of this process is running or waiting for a core
+/// (state `R` in `/proc/self/task/*/stat`), as opposed to blocked. Unknown
+/// (no `/proc`) counts as blocked, which keeps growth as it was without
+/// this check.
+fn pool_thread_runnable() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read(task.path().join("stat")).is_ok_and(|stat| {
+            // "TID (COMM) STATE ...": COMM may hold spaces and parentheses,
+            // so the state follows the last ')'.
+            let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+                return false;
+            };
+            let comm = stat
+                .iter()
+                .position(|&b| b == b'(')
+                .map(|open| &stat[open + 1..close]);
+            comm.is_some_and(|c| c.starts_with(POOL_THREAD_PREFIX.as_bytes()))
+                && stat.get(close + 2) == Some(&b'R')
+        })
+    })
 }
 
 /// Puts the calling thread under `SCHED_BATCH`, keeping its nice value.
