@@ -6,14 +6,6 @@ use std::process::ExitCode;
 
 use aserve_config::{Config, ConfigError};
 
-/// mimalloc frees memory another thread allocated without a lock. With
-/// glibc's malloc, a Python thread freeing what the reactor allocated (the
-/// request it was handed) waits on the reactor's arena lock, and under a
-/// thousand connections it waited there for 20 ms at a time: long enough
-/// for the pool to take it for a thread blocked in the app and grow.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // A panic is a bug in aserve; report it in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
