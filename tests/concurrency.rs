@@ -40,6 +40,15 @@ fn exchange_on(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<Respon
     read_response(conn, false).map_err(|e| format!("read: {e}"))
 }
 
+/// `load_app` served with `args`, after one prompt request.
+fn warmed_up(args: &[&str]) -> Server {
+    let server = Server::builder("load_app:app")
+        .args(args.iter().copied())
+        .start();
+    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    server
+}
+
 /// A GET on a fresh connection that must succeed promptly.
 fn prompt_hello(server: &Server, limit: Duration, when: &str) {
     let start = Instant::now();
@@ -245,10 +254,7 @@ struct Slow {
 fn slowloris_connections_are_cut_at_header_timeout_without_delaying_others() {
     const SLOW: usize = 500;
     let _heavy = heavy();
-    let server = Server::builder("load_app:app")
-        .args(["--header-timeout", "3"])
-        .start();
-    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let server = warmed_up(&["--header-timeout", "3"]);
 
     let mut slow: Vec<Slow> = (0..SLOW)
         .map(|_| {
@@ -437,10 +443,7 @@ fn clients_beyond_worker_connections_wait_and_are_served_later() {
 fn burst_of_blocking_requests_on_an_idle_pool_runs_side_by_side() {
     const N: usize = 10;
     let _heavy = heavy();
-    let server = Server::builder("load_app:app")
-        .args(["--workers", "1"])
-        .start();
-    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let server = warmed_up(&["--workers", "1"]);
     let pid = worker_pid(&server);
     let pinned = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", "0", &pid.to_string()])
@@ -479,10 +482,7 @@ fn burst_of_blocking_requests_on_an_idle_pool_runs_side_by_side() {
 fn pool_grows_under_load_and_shrinks_when_idle() {
     let _heavy = heavy();
     const N: usize = 20;
-    let server = Server::builder("load_app:app")
-        .args(["--workers", "1", "--thread-idle-timeout", "1"])
-        .start();
-    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let server = warmed_up(&["--workers", "1", "--thread-idle-timeout", "1"]);
     let pid = worker_pid(&server);
     let before = python_threads(pid);
     let mark = server.log_mark();
@@ -534,10 +534,7 @@ fn pool_grows_under_load_and_shrinks_when_idle() {
 /// at a time.
 #[test]
 fn threads_flag_bounds_the_pool() {
-    let server = Server::builder("load_app:app")
-        .args(["--workers", "1", "--threads", "2"])
-        .start();
-    prompt_hello(&server, Duration::from_secs(5), "warm-up");
+    let server = warmed_up(&["--workers", "1", "--threads", "2"]);
     let pid = worker_pid(&server);
     let before = python_threads(pid);
     let mark = server.log_mark();

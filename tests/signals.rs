@@ -34,6 +34,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Waits for the master to exit after `signal`; it must exit with 0.
+fn exits_0_after(server: &mut Server, signal: &str) {
+    let status = server.wait_exit(SOON).unwrap_or_else(|| {
+        panic!(
+            "master still running after {signal}; log:\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+}
+
 /// The pids in `after` that are not in `before`.
 fn new_pids(before: &[u32], after: &[u32]) -> Vec<u32> {
     after
@@ -154,10 +165,7 @@ fn term_under_load_finishes_every_in_flight_request_then_exits_0() {
             resp.dump()
         );
     }
-    let status = server
-        .wait_exit(SOON)
-        .unwrap_or_else(|| panic!("master still running after TERM; log:\n{}", server.log()));
-    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    exits_0_after(&mut server, "TERM");
     assert!(
         sent.elapsed() < Duration::from_secs(15),
         "a 3 s drain took {:?}",
@@ -209,10 +217,7 @@ fn term_answers_a_parked_connection_and_closes_the_idle_ones() {
             .unwrap_or_else(|e| panic!("{name} connection not closed by the drain: {e}"));
         assert!(extra.is_empty(), "{:?}", String::from_utf8_lossy(&extra));
     }
-    let status = server
-        .wait_exit(SOON)
-        .unwrap_or_else(|| panic!("master still running after TERM; log:\n{}", server.log()));
-    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    exits_0_after(&mut server, "TERM");
     assert!(
         sent.elapsed() < Duration::from_secs(10),
         "the drain took {:?} with only idle connections (keep-alive is 60 s)",

@@ -255,10 +255,11 @@ impl Timers {
                 activity.set_parking(true);
                 conn.as_mut().graceful_shutdown();
             }
-            let next = match (self.deadline(activity), park_at.filter(|_| !park_due)) {
-                (Some(deadline), Some(park)) => Some(deadline.min(park)),
-                (deadline, park) => deadline.or(park),
-            };
+            let next = self
+                .deadline(activity)
+                .into_iter()
+                .chain(park_at.filter(|_| !park_due))
+                .min();
             let linger = self
                 .closing
                 .filter(|_| !ended)

@@ -296,7 +296,7 @@ impl AsyncWrite for CountingStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.activity.parking.load(Ordering::Relaxed) {
+        if self.activity.parking() {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)

@@ -12,9 +12,12 @@
 //! needed). The difference shows in progress: CPU-bound threads start a
 //! queued job every few microseconds, blocked ones start none. So a
 //! supervisor thread (it never touches Python) watches the queue, and when
-//! jobs have waited [`STALL`] with not a single job started meanwhile (and
-//! no signalled thread still waiting for a core to run on), it starts one
-//! thread per waiting job at once, up to the bound.
+//! jobs have waited [`STALL`] with not a single job started meanwhile, it
+//! starts one thread per waiting job at once, up to the bound. Unless the
+//! CPU may explain the silence: a thread signalled and not yet running, or
+//! a pool thread runnable but preempted (state `R` in `/proc`). Two workers
+//! sharing a core under a thousand connections hold a pool thread off it
+//! for 10 ms often enough.
 //!
 //! Progress alone can hide a pool that is too small: 400 threads each
 //! sleeping 1 s start 400 jobs a second between them, so no 10 ms window is
