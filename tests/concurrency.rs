@@ -613,6 +613,45 @@ fn cpu_bound_load_keeps_a_single_python_thread() {
     );
 }
 
+/// A pool thread blocked behind a thread that is running (here a lock held
+/// by a busy Python thread; in production, glibc's arena lock held by a
+/// preempted reactor) starts no job, yet more threads would only queue on the
+/// same lock. Counting such a thread as stalled once grew a CPU-bound worker
+/// to hundreds of threads; the pool must stay as it is.
+#[test]
+fn requests_behind_a_busy_thread_do_not_grow_the_pool() {
+    let _heavy = heavy();
+    let server = warmed_up(&["--workers", "1"]);
+    let pid = worker_pid(&server);
+    let before = python_threads(pid);
+    let resp = fetch(&server, &get("/contend?3"));
+    assert_eq!(resp.status, 200, "{}", resp.dump());
+    let clients = 4;
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut conn = Conn::open(&server);
+            thread::spawn(move || {
+                let mut served = 0;
+                while Instant::now() < deadline {
+                    let resp = conn.roundtrip(&get("/behind"));
+                    assert_eq!(resp.status, 200, "{}", resp.dump());
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    let served: usize = workers.into_iter().map(|w| w.join().expect("client")).sum();
+    let after = python_threads(pid);
+    // The holder lets go every 16 ms, and each time the queue drains.
+    assert!(served > 100, "only {served} requests in 1.5 s");
+    assert_eq!(
+        after, before,
+        "{clients} clients waiting behind a busy thread grew the pool from {before} to {after} threads"
+    );
+}
+
 /// Pool threads run under SCHED_BATCH, so that waking one for a job does not
 /// preempt the reactor in the middle of its batch (see `pool.rs`).
 #[test]

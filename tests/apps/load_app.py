@@ -14,6 +14,9 @@ tests wait for are printed to stderr (the server's error log).
 /upload?DELAY     reads wsgi.input in 64 KiB pieces, sleeping DELAY seconds
                   between reads, and reports the byte count
 /read             wsgi.input.read() in one call, reports the byte count
+/contend?S        starts a thread that, for S seconds, holds a lock for 15 ms
+                  of busy Python at a time, letting go for 1 ms in between
+/behind           takes and drops that lock: waits behind the holder
 /count            how many counted requests the app has seen
 /events           one line per exception the app saw (``path<TAB>Type``)
 
@@ -21,11 +24,15 @@ An exception raised by wsgi.input or by the request timeout is recorded in
 /events, printed as ``EVENT path Type``, and re-raised.
 """
 
+import ctypes
 import sys
 import threading
 import time
 
 LOCK = threading.Lock()
+HELD = threading.Lock()
+HOLDER = None
+PR_SET_NAME = 15
 COUNT = 0
 EVENTS = []
 CHUNK = b"x" * 65536
@@ -63,6 +70,17 @@ def busy(seconds):
     return spins
 
 
+def hold(seconds):
+    # A new thread inherits its creator's name (aserve-py-N); this one is
+    # not a pool thread, and must not look like one.
+    ctypes.CDLL(None).prctl(PR_SET_NAME, b"lock-holder", 0, 0, 0)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        with HELD:
+            busy(0.015)
+        time.sleep(0.001)
+
+
 def read_all(inp, delay):
     total = 0
     while True:
@@ -75,7 +93,7 @@ def read_all(inp, delay):
 
 
 def app(environ, start_response):
-    global COUNT
+    global COUNT, HOLDER
     path, query = environ["PATH_INFO"], environ["QUERY_STRING"]
     if path not in ("/count", "/events"):
         with LOCK:
@@ -109,6 +127,15 @@ def app(environ, start_response):
             event(path, e)
             raise
         body = str(total).encode()
+    elif path == "/contend":
+        with LOCK:
+            if HOLDER is None or not HOLDER.is_alive():
+                HOLDER = threading.Thread(target=hold, args=(float(query),), daemon=True)
+                HOLDER.start()
+        body = b"holding"
+    elif path == "/behind":
+        with HELD:
+            body = b"through"
     elif path == "/count":
         with LOCK:
             body = str(COUNT).encode()

@@ -15,9 +15,11 @@
 //! jobs have waited [`STALL`] with not a single job started meanwhile, it
 //! starts one thread per waiting job at once, up to the bound. Unless the
 //! CPU may explain the silence: a thread signalled and not yet running, or
-//! a pool thread runnable but preempted (state `R` in `/proc`). Two workers
-//! sharing a core under a thousand connections hold a pool thread off it
-//! for 10 ms often enough.
+//! any other thread of the process runnable but preempted (state `R` in
+//! `/proc`). Two workers sharing a core under a thousand connections hold a
+//! pool thread off it for 10 ms often enough, or leave it blocked for 20 ms
+//! on a lock a preempted thread holds (glibc's arena lock in `free()`, taken
+//! by the reactor): blocked, but not on anything more threads would help.
 //!
 //! Progress alone can hide a pool that is too small: 400 threads each
 //! sleeping 1 s start 400 jobs a second between them, so no 10 ms window is
@@ -223,17 +225,9 @@ impl<J: Send + 'static> Shared<J> {
                     .0;
             }
             let (window, started) = (since.elapsed(), state.started - progress);
-            // No progress with a thread signalled and not yet running, or
-            // with a pool thread runnable (preempted, not blocked), says the
-            // CPU is busy, not that the threads are blocked: more threads
-            // would only fight over the GIL. The check reads /proc, so it
-            // runs only once the rest says stalled, outside the lock.
-            let stalled = started == 0 && state.woken == 0 && {
-                drop(state);
-                let runnable = pool_thread_runnable();
-                state = self.lock();
-                !runnable
-            };
+            if state.queue.len() <= state.idle || state.threads >= self.max {
+                continue;
+            }
             // Jobs that waited LAG because the CPU was busy are cleared
             // fast once it is not; blocked threads start jobs too slowly
             // to clear the queue within LAG at this window's rate.
@@ -243,8 +237,31 @@ impl<J: Send + 'static> Shared<J> {
                 .is_some_and(|(queued, _)| queued.elapsed() >= LAG)
                 && (state.queue.len() as u128) * window.as_micros()
                     > u128::from(started) * LAG.as_micros();
+            // No progress with a thread signalled and not yet running, or
+            // with any other thread of this process runnable, says the CPU
+            // is busy, not that the threads are blocked: more threads would
+            // only fight over the GIL. (A pool thread can be blocked behind
+            // a runnable one: on a lock the preempted reactor holds, such as
+            // glibc's arena lock.) The check reads /proc, so it runs only
+            // once the rest says stalled, outside the lock.
+            let stalled = !lagging && started == 0 && state.woken == 0 && {
+                drop(state);
+                let busy = other_thread_runnable();
+                state = self.lock();
+                !busy
+            };
             let waiting = state.queue.len().saturating_sub(state.idle);
-            if (stalled || lagging) && waiting > 0 && state.threads < self.max {
+            if (stalled || lagging) && waiting > 0 {
+                tracing::debug!(
+                    "Growing the Python thread pool by {waiting} from {}: {} ({started} jobs started in {window:?}, {} queued)",
+                    state.threads,
+                    if lagging {
+                        "jobs lag"
+                    } else {
+                        "no job started"
+                    },
+                    state.queue.len(),
+                );
                 Self::spawn(&self, state, waiting);
                 state = self.lock();
             }
@@ -301,28 +318,25 @@ impl<J: Send + 'static> Shared<J> {
     }
 }
 
-/// Whether any pool thread of this process is running or waiting for a core
-/// (state `R` in `/proc/self/task/*/stat`), as opposed to blocked. Unknown
-/// (no `/proc`) counts as blocked, which keeps growth as it was without
-/// this check.
-fn pool_thread_runnable() -> bool {
+/// Whether any thread of this process other than the caller is running or
+/// waiting for a core (state `R` in `/proc/self/task/*/stat`), as opposed to
+/// blocked. Unknown (no `/proc`) counts as blocked, which keeps growth as it
+/// was without this check.
+fn other_thread_runnable() -> bool {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return false;
     };
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() }.to_string();
     tasks.flatten().any(|task| {
-        std::fs::read(task.path().join("stat")).is_ok_and(|stat| {
-            // "TID (COMM) STATE ...": COMM may hold spaces and parentheses,
-            // so the state follows the last ')'.
-            let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-                return false;
-            };
-            let comm = stat
-                .iter()
-                .position(|&b| b == b'(')
-                .map(|open| &stat[open + 1..close]);
-            comm.is_some_and(|c| c.starts_with(POOL_THREAD_PREFIX.as_bytes()))
-                && stat.get(close + 2) == Some(&b'R')
-        })
+        task.file_name() != me.as_str()
+            && std::fs::read(task.path().join("stat")).is_ok_and(|stat| {
+                // "TID (COMM) STATE ...": COMM may hold spaces and
+                // parentheses, so the state follows the last ')'.
+                stat.iter()
+                    .rposition(|&b| b == b')')
+                    .is_some_and(|close| stat.get(close + 2) == Some(&b'R'))
+            })
     })
 }
 
