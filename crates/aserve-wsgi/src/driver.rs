@@ -27,6 +27,7 @@ use crate::environ::EnvironBuilder;
 use crate::file_wrapper::FileWrapper;
 use crate::input::Input;
 use crate::loader::Loader;
+use crate::reply::Mailbox;
 use crate::start_response::{Flow, StartResponse, internal_error};
 
 /// Everything a pool thread needs to run requests; one per worker.
@@ -35,6 +36,7 @@ pub(crate) struct Driver {
     pub(crate) environ: EnvironBuilder,
     pub(crate) loader: Loader,
     pub(crate) runtime: Handle,
+    pub(crate) mailbox: Mailbox,
     /// Response chunks queued per request before the producer parks.
     pub(crate) channel_capacity: usize,
 }
@@ -72,7 +74,12 @@ impl Driver {
         let head_request = parts.method == http::Method::HEAD;
         let created = Bound::new(
             py,
-            StartResponse::new(reply, head_request, self.channel_capacity),
+            StartResponse::new(
+                reply,
+                self.mailbox.clone(),
+                head_request,
+                self.channel_capacity,
+            ),
         )
         .and_then(|responder| {
             Ok((

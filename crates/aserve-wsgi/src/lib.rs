@@ -14,8 +14,10 @@
 //! A request's path through this crate: [`WsgiHandler::call`] queues a job
 //! on the [`pool`](pool::Pool) and awaits the response head on a oneshot
 //! channel; a pool thread (attached to the interpreter for life) runs the
-//! app in [`driver`] and sends the head, then body chunks through a bounded
-//! channel, so a slow client parks the thread with the GIL released.
+//! app in [`driver`] and sends the head (through the worker's
+//! [`reply`] mailbox, which completes the oneshot on the reactor), then body
+//! chunks through a bounded channel, so a slow client parks the thread with
+//! the GIL released.
 
 mod chunk;
 mod driver;
@@ -25,6 +27,7 @@ mod file_wrapper;
 mod input;
 mod loader;
 mod pool;
+mod reply;
 mod start_response;
 mod timeout;
 
@@ -42,6 +45,7 @@ use crate::driver::Driver;
 use crate::environ::{EnvironBuilder, EnvironSettings};
 use crate::loader::Loader;
 use crate::pool::Pool;
+use crate::reply::Mailbox;
 use crate::timeout::{RunState, Timeouts};
 
 /// What the bridge needs to know. Built from the user's configuration by
@@ -184,6 +188,7 @@ impl WsgiHandler {
             app,
             environ,
             loader,
+            mailbox: Mailbox::start(&runtime),
             runtime,
             channel_capacity,
         });

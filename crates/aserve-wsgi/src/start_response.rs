@@ -23,6 +23,8 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 use pyo3::{PyErr, intern};
 use tokio::sync::oneshot;
 
+use crate::reply::Mailbox;
+
 /// What `start_response` was given, validated.
 struct Head {
     status: StatusCode,
@@ -43,6 +45,7 @@ pub(crate) enum Flow {
 pub(crate) struct StartResponse {
     head: Option<Head>,
     reply: Option<oneshot::Sender<Response>>,
+    mailbox: Mailbox,
     body: Option<BodySender>,
     /// The head has been sent (or the client went away first).
     sent: bool,
@@ -53,12 +56,14 @@ pub(crate) struct StartResponse {
 impl StartResponse {
     pub(crate) fn new(
         reply: oneshot::Sender<Response>,
+        mailbox: Mailbox,
         head_request: bool,
         capacity: usize,
     ) -> Self {
         Self {
             head: None,
             reply: Some(reply),
+            mailbox,
             body: None,
             sent: false,
             head_request,
@@ -84,7 +89,11 @@ impl StartResponse {
     fn send(&mut self, response: Response) -> Flow {
         self.sent = true;
         // A failed send hands the response back; it is dropped at once.
-        match self.reply.take().map(|reply| reply.send(response).is_ok()) {
+        match self
+            .reply
+            .take()
+            .map(|reply| self.mailbox.send(reply, response))
+        {
             Some(true) => Flow::Continue,
             _ => Flow::Stop,
         }
