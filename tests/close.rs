@@ -42,6 +42,19 @@ fn close_called_once_after_normal_completion() {
     assert_eq!(s["next_after_close"], 0, "iterated after close(): {s:?}");
 }
 
+/// A plain list has no close() and is not asked for one; a subclass that
+/// has one is.
+#[test]
+fn close_called_once_on_a_list_subclass() {
+    let server = Server::start("close_app:app");
+    let resp = fetch(&server, &get("/list?listed"));
+    assert_eq!(resp.status, 200, "{}", resp.dump());
+    assert_eq!(resp.text(), "item1;item2;");
+    wait_closed_log(&server, "listed");
+    let s = stats(&server, "listed");
+    assert_eq!(s["closes"], 1, "{s:?}");
+}
+
 #[test]
 fn close_called_once_after_exception_mid_iteration() {
     let server = Server::start("close_app:app");

@@ -8,6 +8,7 @@ reports ``closes<TAB>N`` / ``chunks<TAB>N`` / ``next_after_close<TAB>N``.
 /normal?TAG    three chunks
 /raise?TAG     one chunk, then RuntimeError
 /infinite?TAG  1 KiB chunks with a 5 ms pause, until closed (capped)
+/list?TAG      a list subclass of two chunks, with a close() of its own
 """
 
 import sys
@@ -61,6 +62,21 @@ class Tracked:
         print(f"close-called tag={self.tag} chunks={self.produced}", file=sys.stderr, flush=True)
 
 
+class ClosingList(list):
+    """A list is served whole, but a subclass's close() still counts."""
+
+    def __init__(self, tag, items):
+        super().__init__(items)
+        self.tag = tag
+
+    def close(self):
+        s = stats(self.tag)
+        with LOCK:
+            s["closes"] += 1
+            s["chunks"] = len(self)
+        print(f"close-called tag={self.tag} chunks={len(self)}", file=sys.stderr, flush=True)
+
+
 def app(environ, start_response):
     path, tag = environ["PATH_INFO"], environ["QUERY_STRING"]
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -68,4 +84,6 @@ def app(environ, start_response):
         s = stats(tag)
         with LOCK:
             return ["".join(f"{k}\t{v}\n" for k, v in s.items()).encode()]
+    if path == "/list":
+        return ClosingList(tag, [b"item1;", b"item2;"])
     return Tracked(tag, path.strip("/"))

@@ -195,6 +195,12 @@ fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
 
 /// PEP 3333: call `close()` if the iterable has one, whatever happened.
 fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    // A plain list or tuple has none; asking would raise (and swallow) an
+    // AttributeError with a formatted message, on every such response
+    // before Python 3.13: a sixth of a hello world's Python-side cost.
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
     match iterable.getattr_opt(intern!(py, "close"))? {
         Some(close) => close.call0().map(drop),
         None => Ok(()),

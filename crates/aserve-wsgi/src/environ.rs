@@ -9,10 +9,14 @@
 //! Header bytes become `str` by latin-1 decoding, as PEP 3333 requires, so
 //! an app can always recover the exact bytes with `.encode('latin-1')`.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use aserve_http::ConnInfo;
 use http::request::Parts;
 use http::{HeaderName, Method, Version, header};
 use percent_encoding::percent_decode;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -62,9 +66,31 @@ keys! {
     empty = "",
 }
 
+/// Request headers common enough that their `HTTP_*` key is made once.
+const COMMON_HEADERS: [HeaderName; 16] = [
+    header::HOST,
+    header::USER_AGENT,
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::CONNECTION,
+    header::COOKIE,
+    header::REFERER,
+    header::AUTHORIZATION,
+    header::CACHE_CONTROL,
+    header::ORIGIN,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::UPGRADE_INSECURE_REQUESTS,
+    header::RANGE,
+    header::PRAGMA,
+];
+
 pub(crate) struct EnvironBuilder {
     template: Py<PyDict>,
     keys: Keys,
+    /// `HTTP_*` keys of [`COMMON_HEADERS`], interned, in the same order.
+    common: Vec<Py<PyString>>,
     script_name: String,
 }
 
@@ -86,6 +112,10 @@ impl EnvironBuilder {
         Ok(Self {
             template: template.unbind(),
             keys: Keys::new(py),
+            common: COMMON_HEADERS
+                .iter()
+                .map(|name| PyString::intern(py, &cgi_name(name)).unbind())
+                .collect(),
             script_name: settings.script_name.to_string(),
         })
     }
@@ -107,23 +137,26 @@ impl EnvironBuilder {
             ref other => PyString::new(py, other.as_str()),
         };
         environ.set_item(&k.request_method, method)?;
-        environ.set_item(&k.path_info, latin1(py, &self.path_info(parts.uri.path())))?;
+        environ.set_item(&k.path_info, latin1(py, &self.path_info(parts.uri.path()))?)?;
         let query = parts.uri.query().unwrap_or("");
         environ.set_item(
             &k.query_string,
             if query.is_empty() {
                 k.empty.bind(py).clone()
             } else {
-                PyString::new(py, query)
+                latin1(py, query.as_bytes())?
             },
         )?;
         let raw_uri = match parts.uri.scheme() {
-            None => parts
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_string(),
-            Some(_) => parts.uri.to_string(),
+            None => latin1(
+                py,
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .as_bytes(),
+            )?,
+            Some(_) => latin1(py, parts.uri.to_string().as_bytes())?,
         };
         environ.set_item(&k.raw_uri, raw_uri)?;
         let protocol = match parts.version {
@@ -134,14 +167,18 @@ impl EnvironBuilder {
         environ.set_item(&k.server_protocol, protocol)?;
         environ.set_item(&k.url_scheme, if conn.secure { &k.https } else { &k.http })?;
         // A Unix-domain socket has no client address; CGI wants the keys.
-        let (addr, port) = conn.peer.map_or((String::new(), String::new()), |p| {
-            (p.ip().to_string(), p.port().to_string())
-        });
+        let (addr, port) = match conn.peer {
+            Some(peer) => (
+                latin1(py, ip_text(peer.ip()).as_bytes())?,
+                latin1(py, itoa::Buffer::new().format(peer.port()).as_bytes())?,
+            ),
+            None => (k.empty.bind(py).clone(), k.empty.bind(py).clone()),
+        };
         environ.set_item(&k.remote_addr, addr)?;
         environ.set_item(&k.remote_port, port)?;
         let (name, port) = server_name_port(parts, conn);
-        environ.set_item(&k.server_name, name)?;
-        environ.set_item(&k.server_port, port)?;
+        environ.set_item(&k.server_name, latin1(py, name.as_bytes())?)?;
+        environ.set_item(&k.server_port, latin1(py, port.as_bytes())?)?;
         environ.set_item(&k.input, input)?;
         self.add_headers(py, &environ, parts)?;
         Ok(environ)
@@ -172,17 +209,19 @@ impl EnvironBuilder {
                 self.keys.content_type.bind(py).clone()
             } else if name == header::CONTENT_LENGTH {
                 self.keys.content_length.bind(py).clone()
+            } else if let Some(i) = COMMON_HEADERS.iter().position(|common| common == name) {
+                self.common[i].bind(py).clone()
             } else if name.as_str().contains('_') {
                 // `X_Forwarded_For` would otherwise collide with (and spoof)
                 // `X-Forwarded-For` once both become HTTP_X_FORWARDED_FOR.
                 continue;
             } else {
-                PyString::new(py, &cgi_name(name))
+                latin1(py, cgi_name(name).as_bytes())?
             };
             let mut values = headers.get_all(name).iter();
             let Some(first) = values.next() else { continue };
             let value = match values.next() {
-                None => latin1(py, first.as_bytes()),
+                None => latin1(py, first.as_bytes())?,
                 Some(second) => {
                     let sep: &[u8] = if name == header::COOKIE { b"; " } else { b"," };
                     let mut joined = first.as_bytes().to_vec();
@@ -190,7 +229,7 @@ impl EnvironBuilder {
                         joined.extend_from_slice(sep);
                         joined.extend_from_slice(v.as_bytes());
                     }
-                    latin1(py, &joined)
+                    latin1(py, &joined)?
                 }
             };
             environ.set_item(key, value)?;
@@ -215,7 +254,7 @@ fn cgi_name(name: &HeaderName) -> String {
 
 /// SERVER_NAME and SERVER_PORT: from the Host header (or an absolute
 /// request target) when there is one, else the local socket.
-fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
+fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
     let default_port = if conn.secure { "443" } else { "80" };
     let host = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
         parts
@@ -225,8 +264,11 @@ fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
     });
     let Some(host) = host.filter(|h| !h.is_empty()) else {
         return match conn.local {
-            Some(local) => (local.ip().to_string(), local.port().to_string()),
-            None => ("localhost".to_string(), default_port.to_string()),
+            Some(local) => (
+                ip_text(local.ip()),
+                itoa::Buffer::new().format(local.port()).to_owned().into(),
+            ),
+            None => ("localhost".into(), default_port.into()),
         };
     };
     // `[::1]:8000`, `[::1]`, `example.com:8000`, `example.com`.
@@ -234,23 +276,61 @@ fn server_name_port(parts: &Parts, conn: &ConnInfo) -> (String, String) {
         Some(i) if !host[i..].contains(']') => (&host[..i], &host[i + 1..]),
         _ => (host, default_port),
     };
-    (
-        name.to_string(),
-        if port.is_empty() {
-            default_port.to_string()
-        } else {
-            port.to_string()
-        },
-    )
+    let port = if port.is_empty() { default_port } else { port };
+    (name.into(), port.into())
 }
 
-/// Bytes → str, one char per byte (latin-1).
-pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if text.is_ascii() => PyString::new(py, text),
-        _ => PyString::new(
-            py,
-            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
-        ),
+/// An IP address as text. IPv4, nearly every request's, is written by hand:
+/// `Display` goes through `core::fmt`, which cost more instructions than
+/// all the other environ strings together (callgrind, hello world).
+fn ip_text(ip: IpAddr) -> Cow<'static, str> {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string().into();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(itoa::Buffer::new().format(octet));
+    }
+    text.into()
+}
+
+/// Bytes → str, one char per byte (latin-1), as PEP 3333 wants every
+/// environ string. CPython's latin-1 decoder is also the cheapest way to
+/// make a `str` of ASCII: it copies, where UTF-8 decoding validates.
+pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(bytes.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("string too long"))?;
+    // SAFETY: the GIL is held (`py`); the pointer and length describe
+    // `bytes`, which outlives the call; NULL asks for strict errors (none
+    // can occur: every byte is a latin-1 character).
+    let text = unsafe { ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null()) };
+    // SAFETY: the call returns a new reference, or NULL with an exception
+    // set (out of memory).
+    unsafe { Bound::from_owned_ptr_or_err(py, text) }.map(|text| {
+        // SAFETY: PyUnicode_DecodeLatin1 returns a str.
+        unsafe { text.cast_into_unchecked() }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.3.45",
+            "255.255.255.255",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let ip: IpAddr = ip.parse().expect("an address");
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 }
