@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::access_log::Pending;
 use crate::io::{Activity, CountingStream};
 use crate::listener::Stream;
-use crate::{BodyError, ConnInfo, Handler, RequestBody, ResponseBody, ServerConfig};
+use crate::{BodyError, ConnInfo, Handler, Request, RequestBody, ResponseBody, ServerConfig};
 
 /// What every connection of a server shares.
 pub(crate) struct Shared<H> {
@@ -94,8 +94,10 @@ pub(crate) async fn serve<H: Handler>(
                         shared.config.limits.request_body,
                         shared.config.body_timeout,
                     );
-                    let req = req.map(|incoming| RequestBody::new(incoming, limit, timeout));
-                    Ok(shared.handler.call(req, info))
+                    let (mut head, incoming) = req.into_parts();
+                    crate::head::detach(&mut head);
+                    let body = RequestBody::new(incoming, limit, timeout);
+                    Ok(shared.handler.call(Request::from_parts(head, body), info))
                 }
             };
             async move {

@@ -22,6 +22,7 @@
 mod access_log;
 mod body;
 mod conn;
+mod head;
 mod io;
 mod limits;
 mod listener;
