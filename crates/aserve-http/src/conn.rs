@@ -16,7 +16,7 @@
 //!   `header_timeout` (slowloris protection);
 //! - after a response, an idle connection is closed after `keep_alive`;
 //!   once bytes of the next request arrive, its head must be complete within
-//!   `header_timeout` of the end of the previous response;
+//!   `header_timeout` of its first byte;
 //! - while a request is in flight, no connection timer runs (the body and
 //!   request timeouts belong to the request).
 //!
@@ -29,8 +29,10 @@
 //! socket.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -41,7 +43,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::access_log::Pending;
-use crate::io::{Activity, CountingStream};
+use crate::io::{Activity, CountingStream, Events};
 use crate::listener::Stream;
 use crate::{BodyError, ConnInfo, Handler, Request, RequestBody, ResponseBody, ServerConfig};
 
@@ -235,6 +237,11 @@ impl Timers {
         // Whether a response ended since hyper took the connection: only
         // then can hyper be idle rather than waiting for a first head.
         let mut served = false;
+        // One drain signal and one timer for the whole spell, rather than
+        // new ones (each registered, then removed) on every turn.
+        let mut stopped = std::pin::pin!(stop.changed());
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(far_future()));
+        let mut armed = None;
         loop {
             if let Some(since) = self.closing
                 && !ended
@@ -245,7 +252,8 @@ impl Timers {
             }
             // Parking is tried once per idle spell, when it is due.
             let park_at = (served && !ended).then(|| self.phase.started + PARK_AFTER);
-            let park_due = park_at.is_some_and(|at| at <= Instant::now());
+            let now = Instant::now();
+            let park_due = park_at.is_some_and(|at| at <= now);
             if park_due
                 && self.closing.is_none()
                 && !activity.close_asked()
@@ -257,46 +265,83 @@ impl Timers {
                 activity.set_parking(true);
                 conn.as_mut().graceful_shutdown();
             }
-            let next = self
-                .deadline(activity)
-                .into_iter()
-                .chain(park_at.filter(|_| !park_due))
-                .min();
+            // A linger that has passed (a head is still arriving, which
+            // the header timeout bounds) has nothing more to wake for.
             let linger = self
                 .closing
                 .filter(|_| !ended)
-                .map(|since| since + DRAIN_LINGER);
+                .map(|since| since + DRAIN_LINGER)
+                .filter(|at| *at > now);
+            let wake_at = self
+                .deadline(activity)
+                .into_iter()
+                .chain(park_at.filter(|_| !park_due))
+                .chain(linger)
+                .min();
+            if wake_at != armed {
+                armed = wake_at;
+                timer.as_mut().reset(wake_at.unwrap_or_else(far_future));
+            }
             tokio::select! {
-                finished = conn.as_mut() => {
-                    let parked = activity.parking();
-                    activity.set_parking(false);
-                    return match finished {
-                        Ok(()) if parked => Some(Pin::into_inner(conn).into_parts()),
-                        Ok(()) => None,
-                        Err(e) => {
-                            log_connection_error(&e, info);
-                            None
+                biased;
+                step = std::future::poll_fn(|cx| step(conn.as_mut(), activity, cx)) => match step {
+                    Step::Finished(finished) => {
+                        let parked = activity.parking();
+                        activity.set_parking(false);
+                        return match finished {
+                            Ok(()) if parked => Some(Pin::into_inner(conn).into_parts()),
+                            Ok(()) => None,
+                            Err(e) => {
+                                log_connection_error(&e, info);
+                                None
+                            }
+                        };
+                    }
+                    // Anything else (a head began, a request started) only
+                    // changes the deadlines, worked out again above.
+                    Step::Events(events) => {
+                        if events.became_idle() {
+                            self.phase = Phase { started: Instant::now(), first: false };
+                            served = true;
                         }
-                    };
-                }
-                _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
-                _ = activity.close_requested(), if self.closing.is_none() => self.closing = Some(Instant::now()),
-                _ = activity.became_idle() => {
-                    self.phase = Phase { started: Instant::now(), first: false };
-                    served = true;
-                }
-                // Re-evaluate: the header timeout now applies, or a drain
-                // may now end keep-alive.
-                _ = activity.head_arrived() => {}
-                _ = activity.request_started(), if self.closing.is_some() && !ended => {}
-                _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => {}
-                _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
+                        if events.close_requested() && self.closing.is_none() {
+                            self.closing = Some(Instant::now());
+                        }
+                    }
+                },
+                _ = &mut stopped, if self.closing.is_none() => self.closing = Some(Instant::now()),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
                     if self.expired(activity, info) {
                         return None;
                     }
                 }
             }
         }
+    }
+}
+
+/// One poll of hyper, and what it raised.
+enum Step {
+    Finished(hyper::Result<()>),
+    Events(Events),
+}
+
+/// Polls hyper, then takes the events that poll raised (see
+/// [`Activity`]): ready with them when there are any, so the connection's
+/// loop sees every one.
+fn step<F>(conn: Pin<&mut F>, activity: &Activity, cx: &mut Context<'_>) -> Poll<Step>
+where
+    F: Future<Output = hyper::Result<()>>,
+{
+    if let Poll::Ready(finished) = conn.poll(cx) {
+        return Poll::Ready(Step::Finished(finished));
+    }
+    let events = activity.take_events();
+    if events.any() {
+        Poll::Ready(Step::Events(events))
+    } else {
+        Poll::Pending
     }
 }
 

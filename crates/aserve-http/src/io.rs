@@ -9,22 +9,28 @@
 //! answer 431.) It also notes when hyper, with nothing in flight, finds
 //! no bytes to read: hyper is then idle and may be parked (see `conn`).
 //!
-//! Invariant: while [`Activity::parking`] is set, shutting the stream down
-//! leaves the socket open, because the connection is being handed back
-//! from hyper, not closed. It is cleared by any read: hyper reads nothing
-//! once it has ended an idle connection, so a read means hyper was not
-//! idle and will close the connection itself.
+//! Invariants:
+//! - while [`Activity::parking`] is set, shutting the stream down leaves
+//!   the socket open, because the connection is being handed back from
+//!   hyper, not closed. It is cleared by any read: hyper reads nothing once
+//!   it has ended an idle connection, so a read means hyper was not idle
+//!   and will close the connection itself;
+//! - every [`Events`] is raised while hyper is being polled (by this stream,
+//!   by the service, or by a response body hyper polls or drops), that is,
+//!   inside the connection task's poll of hyper; so the task finds them all
+//!   by looking right after each poll, and nothing needs waking. (A
+//!   `Notify` per signal would register and remove a waiter on every turn
+//!   of the connection's loop.)
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 use crate::listener::Stream;
 
@@ -38,14 +44,12 @@ pub(crate) struct Activity {
     /// microseconds since `epoch`, plus one; 0 while none has (or while a
     /// request is in flight).
     head_began: AtomicU64,
-    idle: Notify,
-    head: Notify,
-    started: Notify,
+    /// [`Events`] raised since the connection task last took them.
+    events: AtomicU8,
     /// hyper asked for the next head and found nothing to read.
     waiting: AtomicBool,
     /// A response asked for the connection to be closed after it.
     close_asked: AtomicBool,
-    close: Notify,
     /// The connection is being taken back from hyper to be parked.
     parking: AtomicBool,
 }
@@ -56,12 +60,9 @@ impl Activity {
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             head_began: AtomicU64::new(0),
-            idle: Notify::new(),
-            head: Notify::new(),
-            started: Notify::new(),
+            events: AtomicU8::new(0),
             waiting: AtomicBool::new(false),
             close_asked: AtomicBool::new(false),
-            close: Notify::new(),
             parking: AtomicBool::new(false),
         }
     }
@@ -78,19 +79,13 @@ impl Activity {
         }
     }
 
-    /// Waits until the last response in flight has ended.
-    pub(crate) async fn became_idle(&self) {
-        self.idle.notified().await;
+    /// Takes the events raised since the last call.
+    pub(crate) fn take_events(&self) -> Events {
+        Events(self.events.swap(0, Ordering::Relaxed))
     }
 
-    /// Waits until the first byte of a request head arrives.
-    pub(crate) async fn head_arrived(&self) {
-        self.head.notified().await;
-    }
-
-    /// Waits until a request head has been read and handed to the service.
-    pub(crate) async fn request_started(&self) {
-        self.started.notified().await;
+    fn raise(&self, event: u8) {
+        self.events.fetch_or(event, Ordering::Relaxed);
     }
 
     /// Whether hyper sits idle waiting for a next request that has not begun
@@ -105,11 +100,6 @@ impl Activity {
     /// Whether a response asked for the connection to close after it.
     pub(crate) fn close_asked(&self) -> bool {
         self.close_asked.load(Ordering::Relaxed)
-    }
-
-    /// Waits until a response asks for the connection to close.
-    pub(crate) async fn close_requested(&self) {
-        self.close.notified().await;
     }
 
     pub(crate) fn parking(&self) -> bool {
@@ -133,7 +123,7 @@ impl Activity {
     /// response body is done or abandoned).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.started.notify_one();
+        self.raise(Events::STARTED);
         InFlight(Arc::clone(self))
     }
 
@@ -145,8 +135,35 @@ impl Activity {
         }
         let micros = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
         self.head_began.store(micros + 1, Ordering::Relaxed);
-        self.head.notify_one();
+        self.raise(Events::HEAD);
         true
+    }
+}
+
+/// What happened on a connection since its task last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Events(u8);
+
+impl Events {
+    /// The last response in flight ended.
+    const IDLE: u8 = 1;
+    /// The first byte of a request head arrived.
+    const HEAD: u8 = 2;
+    /// A request head was read and handed to the service.
+    const STARTED: u8 = 4;
+    /// A response asked for the connection to close after it.
+    const CLOSE: u8 = 8;
+
+    pub(crate) fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    pub(crate) fn became_idle(self) -> bool {
+        self.0 & Self::IDLE != 0
+    }
+
+    pub(crate) fn close_requested(self) -> bool {
+        self.0 & Self::CLOSE != 0
     }
 }
 
@@ -157,8 +174,7 @@ impl InFlight {
     /// Asks the connection to close once this response is written.
     pub(crate) fn close_connection(&self) {
         self.0.close_asked.store(true, Ordering::Relaxed);
-        // notify_one stores a permit when nobody waits yet.
-        self.0.close.notify_one();
+        self.0.raise(Events::CLOSE);
     }
 }
 
@@ -166,7 +182,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.0.head_began.store(0, Ordering::Relaxed);
-            self.0.idle.notify_one();
+            self.0.raise(Events::IDLE);
         }
     }
 }
