@@ -151,11 +151,16 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Chunk>),
-    File {
-        file: tokio::fs::File,
-        left: u64,
-        buf: BytesMut,
-    },
+    // Boxed: a file body is rare, and unboxed it made every response
+    // (moved by value some six times on its way to hyper) 336 bytes
+    // instead of 224.
+    File(Box<FileBody>),
+}
+
+struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: BytesMut,
 }
 
 /// How much of a file is read per frame.
@@ -183,11 +188,11 @@ impl ResponseBody {
     /// blocking pool so no handler thread waits on the client.
     pub fn file(file: std::fs::File, len: u64) -> Self {
         let file = tokio::fs::File::from_std(file);
-        Self::new(Kind::File {
+        Self::new(Kind::File(Box::new(FileBody {
             file,
             left: len,
             buf: BytesMut::new(),
-        })
+        })))
         .with_declared_length(Some(len))
     }
 
@@ -228,7 +233,8 @@ impl ResponseBody {
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => return Poll::Ready(this.finish()),
             },
-            Kind::File { file, left, buf } => {
+            Kind::File(body) => {
+                let FileBody { file, left, buf } = &mut **body;
                 if *left == 0 {
                     return Poll::Ready(this.finish());
                 }
@@ -321,7 +327,7 @@ impl Body for ResponseBody {
             Kind::Empty | Kind::Full(None) => {
                 self.failure.is_none() && self.remaining.unwrap_or(0) == 0
             }
-            Kind::File { left, .. } => *left == 0,
+            Kind::File(body) => body.left == 0,
             _ => false,
         }
     }
@@ -331,7 +337,7 @@ impl Body for ResponseBody {
             (Kind::Empty | Kind::Full(None), _) => SizeHint::with_exact(0),
             (Kind::Full(Some(b)), None) => SizeHint::with_exact(b.len() as u64),
             (_, Some(n)) => SizeHint::with_exact(n),
-            (Kind::Channel(_) | Kind::File { .. }, None) => SizeHint::default(),
+            (Kind::Channel(_) | Kind::File(_), None) => SizeHint::default(),
         }
     }
 }
