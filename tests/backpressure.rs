@@ -77,6 +77,26 @@ fn assert_rss_bounded(before: u64, max: u64, what: &str) {
     );
 }
 
+/// Waits for the app's answer to an upload, which must count all `total`
+/// bytes; returns the time since `start` and the peak RSS meanwhile.
+fn upload_answered(
+    conn: &mut Conn,
+    start: Instant,
+    watch: RssWatch,
+    total: u64,
+) -> (Duration, u64) {
+    let resp = conn.response();
+    let took = start.elapsed();
+    let max = watch.finish();
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, total.to_string()),
+        "{}",
+        resp.dump()
+    );
+    (took, max)
+}
+
 /// One worker process, whose memory the tests watch.
 fn one_worker() -> Server {
     Server::builder("load_app:app")
@@ -190,15 +210,7 @@ fn large_chunked_upload_keeps_rss_flat() {
         writer.write_all(&framed).expect("send the upload");
     }
     writer.write_all(b"0\r\n\r\n").expect("send the terminator");
-    let resp = conn.response();
-    let took = start.elapsed();
-    let max = watch.finish();
-    assert_eq!(
-        (resp.status, resp.text()),
-        (200, TOTAL.to_string()),
-        "{}",
-        resp.dump()
-    );
+    let (took, max) = upload_answered(&mut conn, start, watch, TOTAL);
     eprintln!("200 MiB chunked upload took {took:?}");
     assert_rss_bounded(before, max, "a 200 MiB chunked upload");
 }
@@ -234,15 +246,7 @@ fn slow_reading_app_sets_the_pace_of_an_upload() {
         writer.write_all(&piece).expect("send the upload");
     }
     let written = start.elapsed();
-    let resp = conn.response();
-    let took = start.elapsed();
-    let max = watch.finish();
-    assert_eq!(
-        (resp.status, resp.text()),
-        (200, TOTAL.to_string()),
-        "{}",
-        resp.dump()
-    );
+    let (took, max) = upload_answered(&mut conn, start, watch, TOTAL);
     eprintln!("slow app: client done writing after {written:?}, response after {took:?}");
     let app_minimum = Duration::from_millis(DELAY_MS * TOTAL / (64 * 1024));
     assert!(
