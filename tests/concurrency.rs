@@ -573,6 +573,31 @@ fn threads_flag_bounds_the_pool() {
     );
 }
 
+/// `clients` keep-alive clients, started together, each sending GET `path`
+/// back to back for `run`; every answer must be a 200. Returns how many
+/// requests they got answered between them.
+fn keep_asking(server: &Server, clients: usize, path: &str, run: Duration) -> usize {
+    let barrier = Arc::new(Barrier::new(clients));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut conn = Conn::open(server);
+            let (barrier, request) = (Arc::clone(&barrier), get(path));
+            thread::spawn(move || {
+                barrier.wait();
+                let deadline = Instant::now() + run;
+                let mut served = 0;
+                while Instant::now() < deadline {
+                    let resp = conn.roundtrip(&request);
+                    assert_eq!(resp.status, 200, "{}", resp.dump());
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    workers.into_iter().map(|w| w.join().expect("client")).sum()
+}
+
 /// Regression guard: a CPU-bound app under concurrent load must not grow the
 /// pool. Queued jobs that keep being picked up mean the threads are busy
 /// running Python, where more threads only fight over the GIL (the old rule,
@@ -586,25 +611,7 @@ fn cpu_bound_load_keeps_a_single_python_thread() {
         .start();
     let pid = worker_pid(&server);
     let clients = 32;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let barrier = Arc::new(Barrier::new(clients));
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let mut conn = Conn::open(&server);
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                let mut served = 0;
-                while Instant::now() < deadline {
-                    let resp = conn.roundtrip(&get("/hello"));
-                    assert_eq!(resp.status, 200, "{}", resp.dump());
-                    served += 1;
-                }
-                served
-            })
-        })
-        .collect();
-    let served: usize = workers.into_iter().map(|w| w.join().expect("client")).sum();
+    let served = keep_asking(&server, clients, "/hello", Duration::from_secs(2));
     let threads = python_threads(pid);
     assert!(served > 1000, "only {served} requests in 2 s");
     assert!(
@@ -627,22 +634,7 @@ fn requests_behind_a_busy_thread_do_not_grow_the_pool() {
     let resp = fetch(&server, &get("/contend?3"));
     assert_eq!(resp.status, 200, "{}", resp.dump());
     let clients = 4;
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let mut conn = Conn::open(&server);
-            thread::spawn(move || {
-                let mut served = 0;
-                while Instant::now() < deadline {
-                    let resp = conn.roundtrip(&get("/behind"));
-                    assert_eq!(resp.status, 200, "{}", resp.dump());
-                    served += 1;
-                }
-                served
-            })
-        })
-        .collect();
-    let served: usize = workers.into_iter().map(|w| w.join().expect("client")).sum();
+    let served = keep_asking(&server, clients, "/behind", Duration::from_millis(1500));
     let after = python_threads(pid);
     // The holder lets go every 16 ms, and each time the queue drains.
     assert!(served > 100, "only {served} requests in 1.5 s");
