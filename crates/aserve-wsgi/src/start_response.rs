@@ -12,6 +12,8 @@
 //! - a HEAD request or a 204/304 status never gets body bytes queued (the
 //!   front end would never read them and the producer would block).
 
+use std::borrow::Cow;
+
 use aserve_http::{BodySender, Response, ResponseBody};
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
@@ -316,7 +318,8 @@ fn parse_status(raw: &str) -> PyResult<(StatusCode, Option<ReasonPhrase>)> {
     if status.canonical_reason() == Some(reason) {
         return Ok((status, None));
     }
-    let reason = ReasonPhrase::try_from(latin1(reason, "status")?).map_err(|_| bad())?;
+    let reason =
+        ReasonPhrase::try_from(latin1(reason, "status")?.into_owned()).map_err(|_| bad())?;
     Ok((status, Some(reason)))
 }
 
@@ -357,11 +360,16 @@ fn add_header(head: &mut Head, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>
     Ok(())
 }
 
-/// HTTP header bytes are latin-1 (PEP 3333 "bytes-as-str").
-fn latin1(text: &str, what: &str) -> PyResult<Vec<u8>> {
+/// HTTP header bytes are latin-1 (PEP 3333 "bytes-as-str"). ASCII, nearly
+/// every header, is its own encoding.
+fn latin1<'a>(text: &'a str, what: &str) -> PyResult<Cow<'a, [u8]>> {
+    if text.is_ascii() {
+        return Ok(Cow::Borrowed(text.as_bytes()));
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)))
         .collect::<Result<_, _>>()
+        .map(Cow::Owned)
         .map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))
 }
 
