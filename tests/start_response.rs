@@ -1,6 +1,7 @@
 //! PEP 3333's start_response rules, against
 //! `tests/apps/start_response_app.py`.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::support::Server;
@@ -59,6 +60,26 @@ fn header_name_with_illegal_bytes_is_never_sent() {
     assert_refused(&server, "/crlf_name", "X-Evil-crlf-name");
     assert_refused(&server, "/space_name", "X-Evil-space-name");
     assert_refused(&server, "/colon_name", "X-Evil-colon-name");
+}
+
+/// PEP 3333 header values are latin-1: 'é' goes out as the one byte 0xE9,
+/// and a char beyond latin-1 is refused.
+#[test]
+fn header_values_are_latin1() {
+    let server = Server::start("start_response_app:app");
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /latin1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    assert!(
+        raw.windows(14)
+            .any(|w| w.eq_ignore_ascii_case(b"x-latin: caf\xe9\r")),
+        "no latin-1 header in {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_refused(&server, "/non_latin1_value", "not latin-1");
 }
 
 #[test]

@@ -21,6 +21,7 @@ BAD = {
     "/colon_name": ("200 OK", [TEXT, ("X-Evil-colon-name:Name", "yes")]),
     "/int_value": ("200 OK", [TEXT, ("X-Evil-int-value", 5)]),
     "/bytes_value": ("200 OK", [TEXT, ("X-Evil-bytes-value", b"yes")]),
+    "/non_latin1_value": ("200 OK", [TEXT, ("X-Evil-non-latin1", "price \u20ac")]),
 }
 
 
@@ -71,6 +72,12 @@ def write_mixed(environ, start_response):
     return [b"c-", b"d"]
 
 
+def latin1(environ, start_response):
+    # PEP 3333: header values are str whose chars stand for bytes (latin-1).
+    start_response("200 OK", [TEXT, ("X-Latin", "caf\xe9")])
+    return [b"latin-1 header sent"]
+
+
 def lazy(environ, start_response):
     # A generator app: nothing runs until the server iterates.
     yield b""
@@ -86,6 +93,7 @@ ROUTES = {
     "/write_only": write_only,
     "/write_mixed": write_mixed,
     "/lazy": lazy,
+    "/latin1": latin1,
 }
 
 
