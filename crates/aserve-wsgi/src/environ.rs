@@ -109,9 +109,28 @@ impl EnvironBuilder {
             "SERVER_SOFTWARE",
             concat!("aserve/", env!("CARGO_PKG_VERSION")),
         )?;
+        let keys = Keys::new(py);
+        // Every request sets these. Present in the template already, each
+        // set is a value swap in the copy, not an insertion that may grow
+        // the dict's table.
+        for key in [
+            &keys.request_method,
+            &keys.path_info,
+            &keys.query_string,
+            &keys.raw_uri,
+            &keys.server_protocol,
+            &keys.url_scheme,
+            &keys.remote_addr,
+            &keys.remote_port,
+            &keys.server_name,
+            &keys.server_port,
+            &keys.input,
+        ] {
+            template.set_item(key, &keys.empty)?;
+        }
         Ok(Self {
             template: template.unbind(),
-            keys: Keys::new(py),
+            keys,
             common: COMMON_HEADERS
                 .iter()
                 .map(|name| PyString::intern(py, &cgi_name(name)).unbind())
