@@ -17,6 +17,41 @@ fn single_chunk_list_gets_content_length() {
     assert_eq!(resp.text(), "hello world");
 }
 
+/// A list or tuple of several chunks is sent as one body of their
+/// concatenation, with its length.
+#[test]
+fn multi_item_list_and_tuple_are_joined() {
+    let server = Server::start("body_app:app");
+    for (path, body) in [("/list3", "one;three"), ("/tuple", "xy")] {
+        let resp = fetch(&server, &get(path));
+        assert_eq!(resp.status, 200, "{path}: {}", resp.dump());
+        let len = body.len().to_string();
+        assert_eq!(
+            resp.header("content-length"),
+            Some(len.as_str()),
+            "{path}: {}",
+            resp.dump()
+        );
+        assert_eq!(resp.text(), body, "{path}");
+    }
+}
+
+/// A list item that is not bytes is the app's error: a 500 that sends none
+/// of the body, and the reason in the error log.
+#[test]
+fn non_bytes_list_item_is_a_500() {
+    let server = Server::start("body_app:app");
+    let mark = server.log_mark();
+    let resp = fetch(&server, &get("/str_item"));
+    assert_eq!(resp.status, 500, "{}", resp.dump());
+    assert!(!resp.text().contains("bytes"), "{}", resp.dump());
+    assert!(
+        server.wait_for_log_since(mark, "but WSGI bodies are bytes", Duration::from_secs(10)),
+        "{}",
+        server.log_since(mark)
+    );
+}
+
 #[test]
 fn empty_list_gets_content_length_zero() {
     let server = Server::start("body_app:app");

@@ -5,6 +5,8 @@
 /cl_short declares 5, yields 10     /cl_long    declares 100, yields 10
 /cl_long_stream  declares 100, streams 10
 /echo     the request path, for keep-alive and pipelining order checks
+/list3    three-item list           /tuple      two-item tuple
+/str_item a list whose second item is a str (not bytes)
 """
 
 TEXT = ("Content-Type", "text/plain")
@@ -41,6 +43,15 @@ def app(environ, start_response):
     if path == "/cl_long_stream":
         start_response("200 OK", [TEXT, ("Content-Length", "100")])
         return iter([b"01234", b"56789"])
+    if path == "/list3":
+        start_response("200 OK", [TEXT])
+        return [b"one;", b"", b"three"]
+    if path == "/tuple":
+        start_response("200 OK", [TEXT])
+        return (b"x", b"y")
+    if path == "/str_item":
+        start_response("200 OK", [TEXT])
+        return [b"bytes", "a str"]
     if path.startswith("/echo"):
         start_response("200 OK", [TEXT])
         return [f"{environ['REQUEST_METHOD']} {path}".encode("latin-1")]

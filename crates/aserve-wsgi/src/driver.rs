@@ -159,27 +159,36 @@ impl Driver {
 /// The body of a list or tuple of bytes, concatenated; `None` for any other
 /// iterable.
 fn in_memory(iterable: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
-    let items = if let Ok(list) = iterable.cast::<PyList>() {
-        list.to_tuple()
-    } else if let Ok(tuple) = iterable.cast::<PyTuple>() {
-        tuple.clone()
-    } else {
-        return Ok(None);
+    // Nothing here runs Python code, so with the GIL held a list cannot
+    // change while its items are read.
+    if let Ok(list) = iterable.cast::<PyList>() {
+        return join(list.len(), |i| list.get_item(i)).map(Some);
+    }
+    if let Ok(tuple) = iterable.cast::<PyTuple>() {
+        return join(tuple.len(), |i| tuple.get_item(i)).map(Some);
+    }
+    Ok(None)
+}
+
+/// The `len` items `item` gives, which must be bytes, as one body. A single
+/// item is shared with Python rather than copied where [`chunk::to_bytes`]
+/// allows.
+///
+/// [`chunk::to_bytes`]: crate::chunk::to_bytes
+fn join<'py>(len: usize, item: impl Fn(usize) -> PyResult<Bound<'py, PyAny>>) -> PyResult<Bytes> {
+    let bytes = |i| -> PyResult<Bound<'py, PyBytes>> {
+        let item = item(i)?;
+        item.cast_into::<PyBytes>()
+            .map_err(|e| not_bytes(e.into_inner().as_any()))
     };
-    if items.len() == 1 {
-        let item = items.get_item(0)?;
-        let bytes = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
-        return Ok(Some(crate::chunk::to_bytes(bytes)));
+    if len == 1 {
+        return Ok(crate::chunk::to_bytes(&bytes(0)?));
     }
     let mut body = BytesMut::new();
-    for item in items.iter() {
-        body.extend_from_slice(
-            item.cast::<PyBytes>()
-                .map_err(|_| not_bytes(&item))?
-                .as_bytes(),
-        );
+    for i in 0..len {
+        body.extend_from_slice(bytes(i)?.as_bytes());
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
