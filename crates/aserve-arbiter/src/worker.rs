@@ -51,8 +51,9 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     // worker thread) caps its local queue at 256 tasks and serves what
     // overflows from a shared queue one task per interval, which starves
     // some of a thousand busy connections: p99 at c1000 was 5x p50 with it,
-    // 1.7x without. The cost is a wake-up write per response handed back
-    // from a Python thread, about 6 % of hello-world throughput at c100.
+    // 1.7x without. (Its one cost, an eventfd write per response a Python
+    // thread hands back, is gone since responses go through a mailbox task;
+    // see aserve-wsgi's reply.rs.)
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

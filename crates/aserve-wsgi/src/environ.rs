@@ -188,7 +188,7 @@ impl EnvironBuilder {
         // A Unix-domain socket has no client address; CGI wants the keys.
         let (addr, port) = match conn.peer {
             Some(peer) => (
-                latin1(py, ip_text(peer.ip()).as_bytes())?,
+                latin1(py, IpText::new(peer.ip()).as_bytes())?,
                 latin1(py, itoa::Buffer::new().format(peer.port()).as_bytes())?,
             ),
             None => (k.empty.bind(py).clone(), k.empty.bind(py).clone()),
@@ -284,7 +284,9 @@ fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow
     let Some(host) = host.filter(|h| !h.is_empty()) else {
         return match conn.local {
             Some(local) => (
-                ip_text(local.ip()),
+                String::from_utf8_lossy(IpText::new(local.ip()).as_bytes())
+                    .into_owned()
+                    .into(),
                 itoa::Buffer::new().format(local.port()).to_owned().into(),
             ),
             None => ("localhost".into(), default_port.into()),
@@ -299,21 +301,40 @@ fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow
     (name.into(), port.into())
 }
 
-/// An IP address as text. IPv4, nearly every request's, is written by hand:
-/// `Display` goes through `core::fmt`, which cost more instructions than
-/// all the other environ strings together (callgrind, hello world).
-fn ip_text(ip: IpAddr) -> Cow<'static, str> {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string().into();
-    };
-    let mut text = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
+/// An IP address as text. IPv4, nearly every request's, is written by hand
+/// into a buffer on the stack: `Display` goes through `core::fmt`, which
+/// cost more instructions than all the other environ strings together
+/// (callgrind, hello world).
+enum IpText {
+    V4 { text: [u8; 15], len: usize },
+    Other(String),
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        let IpAddr::V4(v4) = ip else {
+            return Self::Other(ip.to_string());
+        };
+        let (mut text, mut len) = ([0; 15], 0);
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                text[len] = b'.';
+                len += 1;
+            }
+            let mut digits = itoa::Buffer::new();
+            let digits = digits.format(octet).as_bytes();
+            text[len..len + digits.len()].copy_from_slice(digits);
+            len += digits.len();
         }
-        text.push_str(itoa::Buffer::new().format(octet));
+        Self::V4 { text, len }
     }
-    text.into()
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::V4 { text, len } => &text[..*len],
+            Self::Other(text) => text.as_bytes(),
+        }
+    }
 }
 
 /// Bytes → str, one char per byte (latin-1), as PEP 3333 wants every
@@ -349,7 +370,7 @@ mod tests {
             "fe80::1:2",
         ] {
             let ip: IpAddr = ip.parse().expect("an address");
-            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
         }
     }
 }
