@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
 use crate::access_log::Pending;
@@ -24,9 +22,16 @@ use crate::io::InFlight;
 /// Why a body could not be read or completed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BodyError {
-    /// The client sent a malformed body or went away.
+    /// The client went away before the body ended.
     #[error("reading the request body failed: {0}")]
     Read(String),
+    /// The body's framing is broken (a bad chunk size or trailer, say): the
+    /// request is malformed, and is answered 400.
+    #[error("malformed request body: {0}")]
+    Malformed(String),
+    /// The response has ended, and the connection took the body back.
+    #[error("the request body was discarded: the response has already ended")]
+    Discarded,
     /// No body bytes arrived for the configured time.
     #[error("no request body data for {0:?}")]
     Timeout(Duration),
@@ -48,78 +53,6 @@ pub enum BodyError {
     /// Reading a file for the response failed.
     #[error("reading the response file failed: {0}")]
     File(String),
-}
-
-/// A request body, pulled on demand. Reading it the first time is what makes
-/// hyper send `100 Continue` to a client that asked for it.
-pub struct RequestBody {
-    incoming: Option<Incoming>,
-    /// Bytes the body may still carry.
-    allowance: Option<u64>,
-    limit: u64,
-    timeout: Option<Duration>,
-}
-
-impl RequestBody {
-    pub(crate) fn new(incoming: Incoming, limit: Option<u64>, timeout: Option<Duration>) -> Self {
-        Self {
-            incoming: Some(incoming),
-            allowance: limit,
-            limit: limit.unwrap_or(0),
-            timeout,
-        }
-    }
-
-    /// A body with no bytes, for handlers under test.
-    pub fn empty() -> Self {
-        Self {
-            incoming: None,
-            allowance: None,
-            limit: 0,
-            timeout: None,
-        }
-    }
-
-    /// The next non-empty chunk, or `None` at the end of the body.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
-        let Some(incoming) = self.incoming.as_mut() else {
-            return Ok(None);
-        };
-        loop {
-            let frame = match self.timeout {
-                None => incoming.frame().await,
-                Some(t) => tokio::time::timeout(t, incoming.frame())
-                    .await
-                    .map_err(|_| BodyError::Timeout(t))?,
-            };
-            match frame {
-                None => {
-                    self.incoming = None;
-                    return Ok(None);
-                }
-                Some(Err(e)) => {
-                    self.incoming = None;
-                    return Err(BodyError::Read(e.to_string()));
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => {
-                        if let Some(allowance) = self.allowance.as_mut() {
-                            // A chunked body has no declared length to check
-                            // up front; it is cut off here instead.
-                            *allowance =
-                                allowance.checked_sub(data.len() as u64).ok_or_else(|| {
-                                    self.incoming = None;
-                                    BodyError::TooLarge(self.limit)
-                                })?;
-                        }
-                        return Ok(Some(data));
-                    }
-                    // Empty data frames and trailers carry nothing for the app.
-                    _ => continue,
-                },
-            }
-        }
-    }
 }
 
 type Chunk = Result<Bytes, BodyError>;
@@ -386,6 +319,7 @@ impl BodySender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     async fn collect(body: ResponseBody) -> (Vec<u8>, Option<BodyError>) {
         let mut body = body;

@@ -20,13 +20,24 @@
 //! - while a request is in flight, no connection timer runs (the body and
 //!   request timeouts belong to the request).
 //!
+//! Where the next request begins is decided here and by hyper's decoder,
+//! never by how far the handler read: when a response ends with its
+//! request body unread (the handler may still hold it), the body is taken
+//! back from the handler and drained by its own framing within a budget,
+//! or given up on, and then hyper closes the connection (see `drain`).
+//! A connection that closes with a body unread is half-closed at once and
+//! its input discarded for a moment (a lingering close), so the client
+//! reads its response instead of a reset.
+//!
 //! Invariants: `Activity::in_flight` counts requests whose response body
-//! has not been dropped by hyper; it is zero exactly when the connection is
-//! between requests. A connection is parked only when hyper is idle —
-//! nothing in flight, no byte of a next head, its last read came back empty
-//! — and nobody asked for it to close, so parking loses no byte and no
-//! response; bytes hyper read but did not parse go back in front of the
-//! socket.
+//! has not been dropped by hyper. A connection is between requests when
+//! nothing is in flight and no request body is left to read by its
+//! framing (`Activity::body_open`). A connection is parked only when hyper
+//! is idle (between requests, no byte of a next head, its last read came
+//! back empty) and nobody asked for it to close, so parking loses no byte
+//! and no response, and hyper holds no knowledge of the stream that a new
+//! hyper connection would lack; bytes hyper read but did not parse go back
+//! in front of the socket.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,17 +46,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::header::{CONNECTION, EXPECT};
+use http::{HeaderMap, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::access_log::Pending;
+use crate::drain::Drain;
 use crate::io::{Activity, CountingStream, Events};
 use crate::listener::Stream;
-use crate::{BodyError, ConnInfo, Handler, Request, RequestBody, ResponseBody, ServerConfig};
+use crate::request_body::BodySlot;
+use crate::{
+    BodyError, ConnInfo, Handler, Request, RequestBody, ResponseBody, ServerConfig, reject,
+};
 
 /// What every connection of a server shares.
 pub(crate) struct Shared<H> {
@@ -82,15 +101,17 @@ pub(crate) async fn serve<H: Handler>(
     let activity = Arc::new(Activity::new());
     let mut service = {
         let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
-        service_fn(move |req: http::Request<Incoming>| {
-            let in_flight = activity.start_request();
+        service_fn(move |mut req: http::Request<Incoming>| {
+            let mut in_flight = activity.start_request();
             let mut access = shared
                 .config
                 .access_log
                 .as_ref()
                 .map(|log| Pending::start(log, &req, info.peer));
-            let response = match shared.config.limits.check(&req) {
-                Some(rejected) => Err(rejected),
+            let refused =
+                crate::rules::check(&mut req).or_else(|| shared.config.limits.check(&req));
+            let response = match refused {
+                Some(refused) => Err(refused),
                 None => {
                     let (limit, timeout) = (
                         shared.config.limits.request_body,
@@ -98,14 +119,43 @@ pub(crate) async fn serve<H: Handler>(
                     );
                     let (mut head, incoming) = req.into_parts();
                     crate::head::detach(&mut head);
-                    let body = RequestBody::new(incoming, limit, timeout);
-                    Ok(shared.handler.call(Request::from_parts(head, body), info))
+                    // A request without a body (most of them) needs no claim
+                    // on it.
+                    let (body, slot) = if incoming.is_end_stream() {
+                        (RequestBody::empty(), None)
+                    } else {
+                        let slot = Arc::new(BodySlot::new(
+                            incoming,
+                            Arc::clone(&activity),
+                            expects_continue(&head.headers),
+                            keeps_alive(head.version, &head.headers),
+                        ));
+                        in_flight.set_body(Arc::clone(&slot));
+                        (
+                            RequestBody::new(Arc::clone(&slot), limit, timeout),
+                            Some(slot),
+                        )
+                    };
+                    Ok((
+                        shared.handler.call(Request::from_parts(head, body), info),
+                        slot,
+                    ))
                 }
             };
             async move {
                 let response = match response {
-                    Ok(call) => call.await,
-                    Err(rejected) => rejected,
+                    Ok((call, slot)) => {
+                        let response = call.await;
+                        // A body that broke its framing makes the request
+                        // malformed, whatever the handler made of it.
+                        match slot {
+                            Some(slot) if slot.malformed() => {
+                                reject(StatusCode::BAD_REQUEST, "Malformed request body")
+                            }
+                            _ => response,
+                        }
+                    }
+                    Err(refused) => refused,
                 };
                 if let Some(access) = access.as_mut() {
                     access.respond(&response);
@@ -138,12 +188,74 @@ pub(crate) async fn serve<H: Handler>(
             return;
         }
         let conn = Box::pin(shared.http1.serve_connection(io, service));
-        let Some(parts) = timers.drive(conn, &activity, &mut stop, &info).await else {
-            return;
-        };
-        io = parts.io;
-        io.inner_mut().unread(parts.read_buf);
-        service = parts.service;
+        match timers.drive(conn, &activity, &mut stop, &info).await {
+            Ended::Parked(parts) => {
+                io = parts.io;
+                io.inner_mut().unread(parts.read_buf);
+                service = parts.service;
+            }
+            Ended::Closed(Some(io)) if activity.body_open() => {
+                return linger(io.into_inner().into_socket()).await;
+            }
+            Ended::Closed(_) => return,
+        }
+    }
+}
+
+/// How hyper's spell on a connection ended.
+enum Ended<S> {
+    /// Idle, handed back to be parked.
+    Parked(http1::Parts<Io, S>),
+    /// Done with; the stream, where hyper finished with it.
+    Closed(Option<Io>),
+}
+
+/// Whether the client asked for `100 Continue` before sending the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Whether the request lets the connection live on after it (RFC 9112
+/// §9.3): HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says
+/// `keep-alive`.
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let says = |token: &[u8]| {
+        headers.get_all(CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    match version {
+        Version::HTTP_11 => !says(b"close"),
+        Version::HTTP_10 => says(b"keep-alive") && !says(b"close"),
+        _ => false,
+    }
+}
+
+/// How long a closing connection with a request body unread keeps reading
+/// (and discarding) what the client still sends, and how much of it.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes the socket, then discards what the client still sends until
+/// it closes its side or the linger budget runs out. Closing a socket with
+/// unread input makes the kernel send a reset, which can destroy the
+/// response before the client has read it.
+async fn linger(mut socket: Stream) {
+    let _ = socket.shutdown().await;
+    // On the heap: an array here would grow every connection's task by
+    // its size, parked or not.
+    let mut sink = vec![0u8; 8192];
+    let mut left = LINGER_BYTES;
+    let deadline = Instant::now() + LINGER_TIME;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, socket.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
     }
 }
 
@@ -226,7 +338,7 @@ impl Timers {
         activity: &Activity,
         stop: &mut watch::Receiver<bool>,
         info: &ConnInfo,
-    ) -> Option<http1::Parts<Io, S>>
+    ) -> Ended<S>
     where
         S: HttpService<Incoming, ResBody = ResponseBody> + Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -242,6 +354,8 @@ impl Timers {
         let mut stopped = std::pin::pin!(stop.changed());
         let mut timer = std::pin::pin!(tokio::time::sleep_until(far_future()));
         let mut armed = None;
+        // A body a response left unread, being read to its end.
+        let mut drain: Option<Drain> = None;
         loop {
             if let Some(since) = self.closing
                 && !ended
@@ -288,13 +402,13 @@ impl Timers {
                     Step::Finished(finished) => {
                         let parked = activity.parking();
                         activity.set_parking(false);
+                        if let Err(e) = &finished {
+                            log_connection_error(e, info);
+                        }
+                        let parts = Pin::into_inner(conn).into_parts();
                         return match finished {
-                            Ok(()) if parked => Some(Pin::into_inner(conn).into_parts()),
-                            Ok(()) => None,
-                            Err(e) => {
-                                log_connection_error(&e, info);
-                                None
-                            }
+                            Ok(()) if parked => Ended::Parked(parts),
+                            _ => Ended::Closed(Some(parts.io)),
                         };
                     }
                     // Anything else (a head began, a request started) only
@@ -307,13 +421,32 @@ impl Timers {
                         if events.close_requested() && self.closing.is_none() {
                             self.closing = Some(Instant::now());
                         }
+                        if events.left_body() && let Some(leftover) = activity.take_leftover() {
+                            let ends = !leftover.keep_alive
+                                || activity.close_asked()
+                                || self.closing.is_some();
+                            drain = Drain::start(leftover, ends);
+                            if drain.is_none() {
+                                tracing::debug!(%info, "request body left unread; closing after the response");
+                            }
+                        }
                     }
                 },
+                clean = std::future::poll_fn(|cx| drain.as_mut().map_or(Poll::Pending, |d| d.poll(cx))), if drain.is_some() => {
+                    // Dropping an unfinished body makes hyper stop reading
+                    // and close after the response.
+                    drain = None;
+                    if clean {
+                        activity.body_done();
+                    } else {
+                        tracing::debug!(%info, "request body left unread not drained; closing");
+                    }
+                }
                 _ = &mut stopped, if self.closing.is_none() => self.closing = Some(Instant::now()),
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     if self.expired(activity, info) {
-                        return None;
+                        return Ended::Closed(None);
                     }
                 }
             }

@@ -6,8 +6,10 @@
 //! timeout from then on — and it measures that head's first line, answering
 //! 414 itself once the line passes `--limit-request-line` without ending.
 //! (hyper would keep buffering and, once its whole head buffer is full,
-//! answer 431.) It also notes when hyper, with nothing in flight, finds
-//! no bytes to read: hyper is then idle and may be parked (see `conn`).
+//! answer 431.) It also notes when hyper, with nothing in flight and no
+//! request body left to read, finds no bytes to read: hyper is then idle
+//! and may be parked (see `conn`). Bytes that arrive while a request body
+//! has not ended are that body's, never the start of a head.
 //!
 //! Invariants:
 //! - while [`Activity::parking`] is set, shutting the stream down leaves
@@ -24,8 +26,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::listener::Stream;
+use crate::request_body::{BodySlot, Leftover};
 
 /// What the connection task watches. Shared with the stream (a head
 /// began), the service (a request started) and each response body (it
@@ -52,6 +55,12 @@ pub(crate) struct Activity {
     close_asked: AtomicBool,
     /// The connection is being taken back from hyper to be parked.
     parking: AtomicBool,
+    /// A request body has started and has not been read to its end by its
+    /// framing: hyper is mid-request, whatever the response did.
+    body_open: AtomicBool,
+    /// A body the handler left unread when its response ended, for the
+    /// connection to drain or give up on.
+    leftover: Mutex<Option<Leftover>>,
 }
 
 impl Activity {
@@ -64,6 +73,8 @@ impl Activity {
             waiting: AtomicBool::new(false),
             close_asked: AtomicBool::new(false),
             parking: AtomicBool::new(false),
+            body_open: AtomicBool::new(false),
+            leftover: Mutex::new(None),
         }
     }
 
@@ -89,12 +100,37 @@ impl Activity {
     }
 
     /// Whether hyper sits idle waiting for a next request that has not begun
-    /// to arrive: nothing in flight, no byte of a head, its read came back
-    /// empty.
+    /// to arrive: nothing in flight, no request body left, no byte of a
+    /// head, its read came back empty.
     pub(crate) fn hyper_idle(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed)
-            && self.in_flight() == 0
-            && self.head_began.load(Ordering::Relaxed) == 0
+        self.waiting.load(Ordering::Relaxed) && self.between_requests()
+    }
+
+    /// Nothing in flight, no body left to read, no byte of a next head.
+    fn between_requests(&self) -> bool {
+        self.in_flight() == 0 && !self.body_open() && self.head_began.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether a request body has started and not ended by its framing.
+    pub(crate) fn body_open(&self) -> bool {
+        self.body_open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn body_started(&self) {
+        self.body_open.store(true, Ordering::Relaxed);
+    }
+
+    /// The request body was read to its end by its framing.
+    pub(crate) fn body_done(&self) {
+        self.body_open.store(false, Ordering::Relaxed);
+    }
+
+    /// The body a response left unread, if one did.
+    pub(crate) fn take_leftover(&self) -> Option<Leftover> {
+        self.leftover
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// Whether a response asked for the connection to close after it.
@@ -114,7 +150,7 @@ impl Activity {
 
     /// Called when a read found nothing; notes hyper waiting for a head.
     fn note_empty_read(&self) {
-        if self.in_flight() == 0 && self.head_began.load(Ordering::Relaxed) == 0 {
+        if self.between_requests() {
             self.waiting.store(true, Ordering::Relaxed);
         }
     }
@@ -123,14 +159,20 @@ impl Activity {
     /// response body is done or abandoned).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // hyper parses a head only once the last body is settled, so a
+        // body still marked open was given up on (hyper drained it).
+        self.body_done();
         self.raise(Events::STARTED);
-        InFlight(Arc::clone(self))
+        InFlight {
+            activity: Arc::clone(self),
+            body: None,
+        }
     }
 
     /// Called with the bytes of each read; true if they begin a new head.
     fn note_read(&self) -> bool {
         self.waiting.store(false, Ordering::Relaxed);
-        if self.in_flight() > 0 || self.head_began.load(Ordering::Relaxed) != 0 {
+        if !self.between_requests() {
             return false;
         }
         let micros = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
@@ -153,6 +195,9 @@ impl Events {
     const STARTED: u8 = 4;
     /// A response asked for the connection to close after it.
     const CLOSE: u8 = 8;
+    /// A response ended with its request body unread (see
+    /// [`Activity::take_leftover`]).
+    const LEFTOVER: u8 = 16;
 
     pub(crate) fn any(self) -> bool {
         self.0 != 0
@@ -165,24 +210,46 @@ impl Events {
     pub(crate) fn close_requested(self) -> bool {
         self.0 & Self::CLOSE != 0
     }
+
+    pub(crate) fn left_body(self) -> bool {
+        self.0 & Self::LEFTOVER != 0
+    }
 }
 
 /// One request in flight; see [`Activity::start_request`].
-pub(crate) struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight {
+    activity: Arc<Activity>,
+    /// The request's body, taken back from the handler when the response
+    /// ends if it has not ended by then.
+    body: Option<Arc<BodySlot>>,
+}
 
 impl InFlight {
     /// Asks the connection to close once this response is written.
     pub(crate) fn close_connection(&self) {
-        self.0.close_asked.store(true, Ordering::Relaxed);
-        self.0.raise(Events::CLOSE);
+        self.activity.close_asked.store(true, Ordering::Relaxed);
+        self.activity.raise(Events::CLOSE);
+    }
+
+    /// Ties the request's body to this mark.
+    pub(crate) fn set_body(&mut self, body: Arc<BodySlot>) {
+        self.body = Some(body);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.head_began.store(0, Ordering::Relaxed);
-            self.0.raise(Events::IDLE);
+        let activity = &self.activity;
+        if let Some(leftover) = self.body.take().and_then(|body| body.reclaim()) {
+            *activity
+                .leftover
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leftover);
+            activity.raise(Events::LEFTOVER);
+        }
+        if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            activity.head_began.store(0, Ordering::Relaxed);
+            activity.raise(Events::IDLE);
         }
     }
 }
@@ -217,6 +284,11 @@ impl CountingStream {
 
     pub(crate) fn socket(&self) -> &Stream {
         &self.inner
+    }
+
+    /// The socket, for a connection hyper is done with.
+    pub(crate) fn into_socket(self) -> Stream {
+        self.inner
     }
 
     /// Puts bytes back in front of the socket's.

@@ -22,10 +22,13 @@
 mod access_log;
 mod body;
 mod conn;
+mod drain;
 mod head;
 mod io;
 mod limits;
 mod listener;
+mod request_body;
+mod rules;
 mod server;
 
 use std::future::Future;
@@ -35,9 +38,10 @@ pub use access_log::{
     AccessLog, AccessLogError, AccessLogTarget, DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT,
     FormatError,
 };
-pub use body::{BodyError, BodySender, RequestBody, ResponseBody};
+pub use body::{BodyError, BodySender, Disconnected, ResponseBody};
 pub use limits::{Limits, reject};
 pub use listener::Listener;
+pub use request_body::RequestBody;
 pub use server::{ServerConfig, serve};
 
 /// A request as the handler sees it.

@@ -12,7 +12,7 @@
 //!
 //! Whatever happens, the iterable's `close()` is called exactly once, here.
 
-use aserve_http::{ConnInfo, reject};
+use aserve_http::{BodyError, ConnInfo, reject};
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use pyo3::exceptions::PyTypeError;
@@ -92,17 +92,30 @@ impl Driver {
             Err(e) => return tracing::error!("cannot set up the request's Python objects: {e}"),
         };
         if let Err(err) = self.call_app(py, &parts, conn, &input, &responder) {
-            let status = input.try_borrow().ok().and_then(|i| i.failure_status());
+            let input = input.try_borrow().ok();
+            let status = input.as_ref().and_then(|i| i.failure_status());
             let response = match status {
                 Some((status, message)) => reject(status, message),
                 None => internal_error(),
             };
-            tracing::error!(
-                "Error handling request {} {}\n{}",
-                parts.method,
-                parts.uri,
-                self.loader.format_exception(py, &err)
-            );
+            // A body that broke its framing is the client's error, not the
+            // app's: no traceback for it.
+            if let Some(failure @ BodyError::Malformed(_)) =
+                input.as_ref().and_then(|i| i.failure())
+            {
+                tracing::info!(
+                    "{} {} from {conn}: {failure}; answered 400",
+                    parts.method,
+                    parts.uri
+                );
+            } else {
+                tracing::error!(
+                    "Error handling request {} {}\n{}",
+                    parts.method,
+                    parts.uri,
+                    self.loader.format_exception(py, &err)
+                );
+            }
             responder
                 .borrow_mut()
                 .fail("the application raised an exception", response);

@@ -63,10 +63,19 @@ impl Input {
         }
     }
 
+    /// Why reading the body failed, if it did.
+    pub(crate) fn failure(&self) -> Option<&BodyError> {
+        self.failure.as_ref()
+    }
+
     /// The status for an app that failed after reading the body failed:
-    /// 413 past the size limit, 408 after a stall; `None` otherwise.
+    /// 400 for a body that broke its framing, 413 past the size limit, 408
+    /// after a stall; `None` otherwise.
     pub(crate) fn failure_status(&self) -> Option<(http::StatusCode, &'static str)> {
         match self.failure {
+            Some(BodyError::Malformed(_)) => {
+                Some((http::StatusCode::BAD_REQUEST, "Malformed request body"))
+            }
             Some(BodyError::TooLarge(_)) => Some((
                 http::StatusCode::PAYLOAD_TOO_LARGE,
                 "Request body too large",

@@ -1,0 +1,84 @@
+//! What a connection does with a request body its handler left unread when
+//! the response ended: read it to its end by its own framing, within a
+//! budget of bytes and time, so the connection can serve the next request;
+//! or give up on it, and the connection closes. It is never parsed as
+//! anything but that body: hyper's decoder frames it, and the next head is
+//! looked for only after the decoder's end.
+//!
+//! Giving up is dropping hyper's end of the body: hyper then reads what it
+//! already has of it once and, short of the end, stops reading the
+//! connection, which it then closes after the response.
+//!
+//! This module knows nothing of handlers; `conn` decides when to drain.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http_body::Body;
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::request_body::Leftover;
+
+/// The most body bytes drained to keep a connection. Past it, reading the
+/// rest costs more than a new connection does.
+pub(crate) const DRAIN_BYTES: u64 = 256 * 1024;
+
+/// The longest a body is waited for after its response.
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// A body being read to its end and thrown away.
+pub(crate) struct Drain {
+    incoming: Incoming,
+    /// Bytes the budget still allows.
+    left: u64,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Drain {
+    /// Starts draining `leftover`, unless it is not worth it: the
+    /// connection closes after this response anyway, the client waits for
+    /// a `100 Continue` that never came, or the declared rest is over the
+    /// budget. `None` gives the body up.
+    pub(crate) fn start(leftover: Leftover, connection_ends: bool) -> Option<Self> {
+        let rest = leftover.incoming.size_hint().exact();
+        if connection_ends || leftover.unasked_continue || rest.is_some_and(|n| n > DRAIN_BYTES) {
+            return None;
+        }
+        Some(Self {
+            incoming: leftover.incoming,
+            left: DRAIN_BYTES,
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + DRAIN_TIME)),
+        })
+    }
+
+    /// Ready with true once the body has ended by its framing, with false
+    /// once it broke its framing or the budget ran out.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            let frame = match Pin::new(&mut self.incoming).poll_frame(cx) {
+                Poll::Pending => {
+                    ready!(self.deadline.as_mut().poll(cx));
+                    return Poll::Ready(false);
+                }
+                Poll::Ready(frame) => frame,
+            };
+            match frame {
+                None => return Poll::Ready(true),
+                Some(Err(_)) => return Poll::Ready(false),
+                Some(Ok(frame)) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    match self.left.checked_sub(len) {
+                        Some(left) => self.left = left,
+                        None => return Poll::Ready(false),
+                    }
+                    if self.incoming.is_end_stream() {
+                        return Poll::Ready(true);
+                    }
+                }
+            }
+        }
+    }
+}
