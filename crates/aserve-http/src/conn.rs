@@ -529,3 +529,6 @@ fn log_connection_error(e: &hyper::Error, info: &ConnInfo) {
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
+
+#[cfg(test)]
+mod tests;
