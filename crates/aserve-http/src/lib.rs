@@ -14,6 +14,15 @@
 //!   loop stops and clients wait in the kernel backlog;
 //! - a request head must arrive within `header_timeout`, and an idle
 //!   keep-alive connection is closed after `keep_alive`;
+//! - where the next request on a connection begins is decided by the
+//!   request's framing, never by how much of the body the handler read: a
+//!   body left unread when the response ends is taken back from the
+//!   handler and drained, or the connection is closed;
+//! - a request that breaks HTTP/1.1's rules (no or two `Host`, a target
+//!   outside the URI grammar or its method's forms, a transfer coding other
+//!   than chunked, a malformed chunked body) is answered 4xx/501 and closes
+//!   the connection; only a malformed body can reach the handler, whose
+//!   reads then fail;
 //! - a request over a size limit is answered (414, 431, 413) and never
 //!   reaches the handler;
 //! - a response never carries more bytes than its `Content-Length`, and a
