@@ -10,7 +10,8 @@
 //! - the head is sent at most once, and only after `start_response`;
 //! - once the head is sent, `exc_info` re-raises instead of replacing it;
 //! - a HEAD request or a 204/304 status never gets body bytes queued (the
-//!   front end would never read them and the producer would block).
+//!   front end would never read them and the producer would block), nor a
+//!   Content-Length the server computed: only one the app declared.
 
 use std::borrow::Cow;
 
@@ -116,7 +117,12 @@ impl StartResponse {
                 body.len()
             )));
         }
-        if !self.bodyless(head.status) || self.head_request {
+        // A bodyless response gets no computed length. For HEAD this
+        // matters: what the app returned is not what GET would send
+        // (Werkzeug returns `()` for every HEAD), and RFC 9110 §8.6 allows a
+        // Content-Length there only if it equals GET's; so only a length the
+        // app declared is sent.
+        if !self.bodyless(head.status) {
             let declared = *head.content_length.get_or_insert(body.len() as u64);
             if head.headers.get(CONTENT_LENGTH).is_none() {
                 head.headers
