@@ -132,6 +132,20 @@ fn server_name_and_port_are_strs() {
     assert_eq!(val(&env, "SERVER_PORT"), format!("'{port}'"));
 }
 
+/// SERVER_PORT is the port the request arrived on (RFC 3875 §4.1.15), not
+/// the one a client put in its Host header; SERVER_NAME is the Host's name.
+#[test]
+fn server_port_is_the_local_port_not_the_host_headers() {
+    let server = Server::start("environ_app:app");
+    let port = server.addr().port();
+    assert_ne!(port, 9999, "the test needs a port other than the Host's");
+    let req = request("GET", "/", &[("Host", "example.com:9999")], b"");
+    let (_, env) = environ_for(&server, &req);
+    assert_eq!(val(&env, "SERVER_PORT"), format!("'{port}'"));
+    assert_eq!(val(&env, "SERVER_NAME"), "'example.com'");
+    assert_eq!(val(&env, "HTTP_HOST"), "'example.com:9999'");
+}
+
 #[test]
 fn server_protocol_is_the_requests_http_version() {
     let server = Server::start("environ_app:app");

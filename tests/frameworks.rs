@@ -288,6 +288,32 @@ fn streaming_response(fw: Framework) {
     );
 }
 
+/// Werkzeug answers every HEAD with an empty body: the server must not
+/// turn that into `Content-Length: 0` for a resource whose GET is chunked
+/// (RFC 9110 §8.6), and no body bytes may follow the head.
+#[test]
+fn flask_head_on_a_streamed_view_gets_no_length() {
+    let s = Framework::Flask.start();
+    let mut conn = Conn::open(&s);
+    let mut both = request("HEAD", "/stream?n=5", &[], b"");
+    both.extend_from_slice(&request("GET", "/hello/after", &[], b""));
+    conn.send(&both);
+    let head = conn.head_response();
+    assert_eq!(head.status, 200, "HEAD /stream: {}", head.dump());
+    assert!(
+        !head.has_header("content-length"),
+        "HEAD /stream (chunked on GET) must not announce a length: {}",
+        head.dump()
+    );
+    let next = conn.response();
+    assert_eq!(
+        (next.status, next.text().as_str()),
+        (200, "Hello, after!"),
+        "after HEAD /stream: {}",
+        next.dump()
+    );
+}
+
 fn cookies(fw: Framework) {
     let s = fw.start();
     let resp = raw_get(&s, "/cookie/set", &[]);

@@ -3,7 +3,7 @@
 //! socket activation, IPv6, `--reuse-port`), the pid file, `--preload`,
 //! workers that cannot boot, process names and `--check-config`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::procs::{
-    Finished, Load, Spawned, children, comm, get_on, get_tcp, run_to_exit, send_signal, wait_until,
+    Finished, Load, Spawned, children, comm, get_on, get_tcp, run_to_exit, run_to_exit_with_stdin,
+    send_signal, wait_until,
 };
 use crate::support::{Server, apps_dir, aserve_bin};
 
@@ -257,6 +258,36 @@ fn fd_that_is_not_a_listening_socket_is_refused() {
         "{}",
         run.stderr
     );
+}
+
+/// Every bad `fd://N` is reported in the same run, one line each naming
+/// the descriptor and what is wrong with it, and none is closed first:
+/// `fd://2` is stderr, where the report must still arrive.
+#[test]
+fn bad_fd_binds_are_all_reported_and_none_is_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Connected, so a stream socket, but not a listening one.
+    let connected = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let mut cmd = Command::new("sh");
+    // fd 3: the connected socket; fd 4: a regular file (aserve itself).
+    cmd.arg("-c")
+        .arg(r#"exec "$0" "$@" 3<&0 4<"$0" 0</dev/null"#)
+        .arg(aserve_bin());
+    cmd.arg("--chdir").arg(apps_dir());
+    for fd in [2, 99, 3, 4] {
+        cmd.arg("-b").arg(format!("fd://{fd}"));
+    }
+    cmd.arg("proc_app:app");
+    let run = run_to_exit_with_stdin(cmd, Stdio::from(OwnedFd::from(connected)), EXIT);
+    assert_failed_early(&run);
+    for line in [
+        "cannot listen on fd://2: file descriptor 2 is not a listening socket: it is not a socket",
+        "cannot listen on fd://99: file descriptor 99 is not open",
+        "cannot listen on fd://3: file descriptor 3 is not a listening socket\n",
+        "cannot listen on fd://4: file descriptor 4 is not a listening socket: it is not a socket",
+    ] {
+        assert!(run.stderr.contains(line), "no {line:?} in:\n{}", run.stderr);
+    }
 }
 
 #[test]

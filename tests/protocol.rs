@@ -140,6 +140,77 @@ fn http10_keep_alive_is_honoured() {
     );
 }
 
+/// A body of unknown length (a generator without Content-Length) can only
+/// be close-delimited on HTTP/1.0, so the response to a client that asked
+/// for keep-alive must not promise it; the connection closes after the
+/// body (`http10_keep_alive_is_honoured` covers a known length).
+#[test]
+fn http10_keep_alive_is_not_announced_on_a_close_delimited_body() {
+    let server = Server::start("body_app:app");
+    let keep_alive = [("Connection", "keep-alive")];
+    let mut conn = Conn::open(&server);
+    conn.send(&request_version(
+        "GET",
+        "/stream",
+        "HTTP/1.0",
+        &keep_alive,
+        b"",
+    ));
+    // No Content-Length and no chunking: read until the server closes.
+    let resp = conn.response();
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "chunk-one;chunk-two;chunk-three"),
+        "{}",
+        resp.dump()
+    );
+    assert!(
+        !resp.has_header("content-length") && !resp.is_chunked(),
+        "{}",
+        resp.dump()
+    );
+    let connection = resp.header("connection").unwrap_or_default();
+    assert!(
+        connection.eq_ignore_ascii_case("close"),
+        "a close-delimited body must say Connection: close: {}",
+        resp.dump()
+    );
+    let closed = conn.wait_closed();
+    assert!(
+        closed.as_ref().is_ok_and(|(extra, _)| extra.is_empty()),
+        "{closed:?}"
+    );
+}
+
+/// The app's `Connection: close` wins over an HTTP/1.0 client's
+/// keep-alive, and the response says only that (hyper used to make it
+/// `close, keep-alive`).
+#[test]
+fn http10_keep_alive_yields_to_the_apps_connection_close() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let req = request_version(
+        "GET",
+        "/close",
+        "HTTP/1.0",
+        &[("Connection", "keep-alive")],
+        b"",
+    );
+    let resp = conn.roundtrip(&req);
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "bye"),
+        "{}",
+        resp.dump()
+    );
+    assert_eq!(resp.header("connection"), Some("close"), "{}", resp.dump());
+    let closed = conn.wait_closed();
+    assert!(
+        closed.as_ref().is_ok_and(|(extra, _)| extra.is_empty()),
+        "{closed:?}"
+    );
+}
+
 #[test]
 fn connection_close_request_is_honoured() {
     let server = Server::start("body_app:app");

@@ -139,6 +139,45 @@ fn head_response_has_no_body() {
     assert_bodiless_then_next_parses(&server, &request("HEAD", "/stream", &[], b""), true, 200);
 }
 
+/// HEAD (RFC 9110 §8.6): the server never computes a Content-Length from
+/// what the app returned for HEAD, which need not be what GET sends; a
+/// length the app declared is passed on, with no body.
+#[test]
+fn head_response_carries_only_a_declared_length() {
+    let server = Server::start("body_app:app");
+    let mut conn = Conn::open(&server);
+    let mut all = request("HEAD", "/declared", &[], b"");
+    all.extend_from_slice(&request("HEAD", "/single", &[], b""));
+    all.extend_from_slice(&request("HEAD", "/empty", &[], b""));
+    all.extend_from_slice(&get("/single"));
+    conn.send(&all);
+    let declared = conn.head_response();
+    assert_eq!(declared.status, 200, "{}", declared.dump());
+    assert_eq!(
+        declared.header("content-length"),
+        Some("42"),
+        "the app's own length: {}",
+        declared.dump()
+    );
+    for path in ["/single", "/empty"] {
+        let resp = conn.head_response();
+        assert_eq!(resp.status, 200, "HEAD {path}: {}", resp.dump());
+        assert!(
+            !resp.has_header("content-length") && !resp.is_chunked(),
+            "HEAD {path}: a list body without a declared length gets no framing header: {}",
+            resp.dump()
+        );
+    }
+    // No body bytes followed any of the HEAD responses.
+    let next = conn.response();
+    assert_eq!(
+        (next.status, next.text().as_str()),
+        (200, "hello world"),
+        "{}",
+        next.dump()
+    );
+}
+
 #[test]
 fn status_204_has_no_body() {
     let server = Server::start("body_app:app");

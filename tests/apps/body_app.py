@@ -7,6 +7,9 @@
 /echo     the request path, for keep-alive and pipelining order checks
 /list3    three-item list           /tuple      two-item tuple
 /str_item a list whose second item is a str (not bytes)
+/close    a list body with the app's own Connection: close
+/declared declares Content-Length: 42; 42 bytes for GET, an empty list
+          for HEAD (as frameworks answer HEAD)
 """
 
 TEXT = ("Content-Type", "text/plain")
@@ -52,6 +55,12 @@ def app(environ, start_response):
     if path == "/str_item":
         start_response("200 OK", [TEXT])
         return [b"bytes", "a str"]
+    if path == "/close":
+        start_response("200 OK", [TEXT, ("Connection", "close")])
+        return [b"bye"]
+    if path == "/declared":
+        start_response("200 OK", [TEXT, ("Content-Length", "42")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"x" * 42]
     if path.startswith("/echo"):
         start_response("200 OK", [TEXT])
         return [f"{environ['REQUEST_METHOD']} {path}".encode("latin-1")]

@@ -219,8 +219,14 @@ pub struct Finished {
 
 /// Runs `cmd` (stdin from /dev/null) to completion, killing it and
 /// panicking if it runs longer than `timeout`.
-pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> Finished {
-    cmd.stdin(Stdio::null())
+pub fn run_to_exit(cmd: Command, timeout: Duration) -> Finished {
+    run_to_exit_with_stdin(cmd, Stdio::null(), timeout)
+}
+
+/// [`run_to_exit`] with `stdin` as the command's standard input (the
+/// descriptor-passing tests hand a socket over this way).
+pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: Stdio, timeout: Duration) -> Finished {
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();

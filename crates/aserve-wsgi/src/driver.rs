@@ -78,6 +78,7 @@ impl Driver {
                 reply,
                 self.mailbox.clone(),
                 head_request,
+                parts.version == http::Version::HTTP_10,
                 self.channel_capacity,
             ),
         )

@@ -271,34 +271,53 @@ fn cgi_name(name: &HeaderName) -> String {
     key
 }
 
-/// SERVER_NAME and SERVER_PORT: from the Host header (or an absolute
-/// request target) when there is one, else the local socket.
+/// SERVER_NAME and SERVER_PORT.
+///
+/// SERVER_PORT is the port the request arrived on (RFC 3875 §4.1.15), never
+/// one the client wrote in its Host header: an app may trust it to tell its
+/// listeners apart. SERVER_NAME is the name the client directed the request
+/// to (§4.1.14): the Host header's (or an absolute request target's) host,
+/// else the local address, so virtual hosts work without the Host header's
+/// port leaking into SERVER_PORT. A Unix-domain socket has no address or
+/// port: there both come from the Host header (as under gunicorn), with
+/// `localhost` and the scheme's default port when it has none.
 fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
     let default_port = if conn.secure { "443" } else { "80" };
-    let host = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
-        parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
-    let Some(host) = host.filter(|h| !h.is_empty()) else {
-        return match conn.local {
-            Some(local) => (
-                String::from_utf8_lossy(IpText::new(local.ip()).as_bytes())
-                    .into_owned()
-                    .into(),
-                itoa::Buffer::new().format(local.port()).to_owned().into(),
-            ),
-            None => ("localhost".into(), default_port.into()),
-        };
-    };
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .filter(|h| !h.is_empty());
     // `[::1]:8000`, `[::1]`, `example.com:8000`, `example.com`.
-    let (name, port) = match host.rfind(':') {
+    let split = host.map(|host| match host.rfind(':') {
         Some(i) if !host[i..].contains(']') => (&host[..i], &host[i + 1..]),
-        _ => (host, default_port),
-    };
-    let port = if port.is_empty() { default_port } else { port };
-    (name.into(), port.into())
+        _ => (host, ""),
+    });
+    let split = split.filter(|(name, _)| !name.is_empty());
+    match (conn.local, split) {
+        (Some(local), Some((name, _))) => (name.into(), port_text(local.port())),
+        (Some(local), None) => (
+            String::from_utf8_lossy(IpText::new(local.ip()).as_bytes())
+                .into_owned()
+                .into(),
+            port_text(local.port()),
+        ),
+        (None, Some((name, port))) => {
+            let port = if port.is_empty() { default_port } else { port };
+            (name.into(), port.into())
+        }
+        (None, None) => ("localhost".into(), default_port.into()),
+    }
+}
+
+fn port_text(port: u16) -> Cow<'static, str> {
+    itoa::Buffer::new().format(port).to_owned().into()
 }
 
 /// An IP address as text. IPv4, nearly every request's, is written by hand
@@ -358,6 +377,55 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn name_port(target: &str, host: Option<&str>, local: Option<&str>) -> (String, String) {
+        let mut request = http::Request::builder().uri(target);
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        let (parts, ()) = request.body(()).expect("a request").into_parts();
+        let conn = ConnInfo {
+            peer: None,
+            local: local.map(|l| l.parse().expect("an address")),
+            secure: false,
+        };
+        let (name, port) = server_name_port(&parts, &conn);
+        (name.into_owned(), port.into_owned())
+    }
+
+    #[test]
+    fn server_port_is_the_local_port_whatever_the_host_says() {
+        let local = Some("127.0.0.1:8000");
+        let cases = [
+            ("/", Some("example.com:9999"), ("example.com", "8000")),
+            ("/", Some("[::1]:9999"), ("[::1]", "8000")),
+            ("/", Some("example.com"), ("example.com", "8000")),
+            ("/", Some(":9999"), ("127.0.0.1", "8000")),
+            ("/", None, ("127.0.0.1", "8000")),
+            (
+                "http://other.org:7/x",
+                Some("example.com"),
+                ("other.org", "8000"),
+            ),
+        ];
+        for (target, host, (name, port)) in cases {
+            let got = name_port(target, host, local);
+            assert_eq!(got, (name.into(), port.into()), "{target} Host: {host:?}");
+        }
+    }
+
+    #[test]
+    fn unix_socket_takes_name_and_port_from_the_host_header() {
+        let cases = [
+            (Some("example.com:9999"), ("example.com", "9999")),
+            (Some("example.com"), ("example.com", "80")),
+            (None, ("localhost", "80")),
+        ];
+        for (host, (name, port)) in cases {
+            let got = name_port("/", host, None);
+            assert_eq!(got, (name.into(), port.into()), "Host: {host:?}");
+        }
+    }
 
     #[test]
     fn ip_text_matches_display() {
