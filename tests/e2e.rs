@@ -9,6 +9,7 @@ mod cli;
 mod close;
 mod concurrency;
 mod config_e2e;
+mod corpus;
 mod environ;
 mod failures;
 mod file_wrapper;
