@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Cursor, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,11 +69,11 @@ fn corpus() {
     // once it is answered, their calls are on file.
     let barrier = fetch(&server, &get("/barrier"));
     assert_eq!(barrier.status, 200, "{}", barrier.dump());
-    let port = barrier.kv().get("REMOTE_PORT").cloned().unwrap_or_default();
+    let client = barrier.kv().get("REMOTE_ADDR").cloned().unwrap_or_default();
     let mut calls = read_calls(&calls_file);
     let _ = fs::remove_file(&calls_file);
     assert_eq!(
-        calls.remove(&port),
+        calls.remove(&client),
         Some(vec!["GET /barrier".to_string()]),
         "the app's call record is not working"
     );
@@ -82,7 +82,7 @@ fn corpus() {
     let mut report = String::new();
     let mut failed = 0;
     for (case, run) in cases.iter().zip(&runs) {
-        let seen = calls.remove(&run.port.to_string()).unwrap_or_default();
+        let seen = calls.remove(&run.client.to_string()).unwrap_or_default();
         match check(case, run, &seen, server.addr().port()) {
             Ok(summary) if verbose => eprintln!("ok   {}: {summary}", case.name),
             Ok(_) => {}
@@ -95,11 +95,11 @@ fn corpus() {
             }
         }
     }
-    for (port, seen) in &calls {
+    for (client, seen) in &calls {
         failed += 1;
         let _ = writeln!(
             report,
-            "FAIL calls on a connection no case made (port {port}): {seen:?}\n"
+            "FAIL calls from an address no case used ({client}): {seen:?}\n"
         );
     }
     assert!(
@@ -393,8 +393,10 @@ fn escape(bytes: &[u8]) -> String {
 
 /// What happened on a case's connection.
 struct Run {
-    /// The client's port: how the app's calls are told apart.
-    port: u16,
+    /// The client's own loopback address, one per case: how the app's
+    /// calls are told apart. (Not the client port: the server closes
+    /// first, so a port is free again at once and a later case may get it.)
+    client: Ipv4Addr,
     received: Vec<u8>,
     end: End,
     /// A write that failed (the server had closed), for the report.
@@ -418,7 +420,7 @@ fn run_all(server: &Server, cases: &[Case]) -> Vec<Run> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(case) = cases.get(i) else { break };
-                    let run = run_case(server, case);
+                    let run = run_case(server, case, case_address(i));
                     runs.lock().expect("runs lock")[i] = Some(run);
                 }
             });
@@ -433,9 +435,8 @@ fn run_all(server: &Server, cases: &[Case]) -> Vec<Run> {
 
 /// Sends a case's parts on a new connection while reading everything that
 /// comes back, until the server closes or stays quiet for [`CLOSE_WITHIN`].
-fn run_case(server: &Server, case: &Case) -> Run {
-    let mut stream = TcpStream::connect(server.addr()).expect("connect to aserve");
-    let port = stream.local_addr().expect("local address").port();
+fn run_case(server: &Server, case: &Case, client: Ipv4Addr) -> Run {
+    let mut stream = connect_from(client, server.addr());
     let server_port = server.addr().port().to_string();
     let parts: Vec<Part> = case
         .parts
@@ -519,7 +520,7 @@ fn run_case(server: &Server, case: &Case) -> Run {
     drop(stream);
     let write_error = writing.join().expect("writer thread");
     Run {
-        port,
+        client,
         received,
         end,
         write_error,
@@ -542,7 +543,30 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The app's calls, by the client port they came on: `METHOD target` each.
+/// Case `i`'s client address: 127.0.1.2 on, never the barrier's 127.0.0.1.
+fn case_address(i: usize) -> Ipv4Addr {
+    let (high, low) = (i / 250, i % 250);
+    Ipv4Addr::new(
+        127,
+        0,
+        u8::try_from(high + 1).expect("fewer than 60000 cases"),
+        u8::try_from(low + 2).expect("below 252"),
+    )
+}
+
+/// A connection to `server` from `client` (any port).
+fn connect_from(client: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket
+        .bind(&SocketAddr::from((client, 0)).into())
+        .expect("bind the case's loopback address");
+    socket.connect(&server.into()).expect("connect to aserve");
+    socket.into()
+}
+
+/// The app's calls, by the client address they came from: `METHOD target`
+/// each.
 fn read_calls(path: &Path) -> HashMap<String, Vec<String>> {
     let text = fs::read_to_string(path).unwrap_or_default();
     let mut calls: HashMap<String, Vec<String>> = HashMap::new();

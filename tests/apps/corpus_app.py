@@ -4,11 +4,11 @@ Every call is recorded before the app does anything else, so no request
 that reaches Python can go unnoticed: one line appended to the file named
 by $CORPUS_CALLS,
 
-    <REMOTE_PORT> <REQUEST_METHOD> <PATH_INFO>[?<QUERY_STRING>]
+    <REMOTE_ADDR> <REQUEST_METHOD> <PATH_INFO>[?<QUERY_STRING>]
 
 written with a single os.write on an O_APPEND descriptor (one line, never
 interleaved with another thread's). The runner matches lines to cases by
-REMOTE_PORT, its own end of the connection.
+REMOTE_ADDR: each case connects from its own loopback address.
 
 Paths (PATH_INFO):
 
@@ -45,11 +45,11 @@ def record(environ):
     target = environ.get("PATH_INFO", "")
     if environ.get("QUERY_STRING"):
         target += "?" + environ["QUERY_STRING"]
-    port, method = environ.get("REMOTE_PORT", ""), environ.get("REQUEST_METHOD", "")
+    client, method = environ.get("REMOTE_ADDR", ""), environ.get("REQUEST_METHOD", "")
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     fd = os.open(os.environ["CORPUS_CALLS"], flags, 0o644)
     try:
-        os.write(fd, (escape(f"{port} {method} {target}") + "\n").encode("ascii"))
+        os.write(fd, (escape(f"{client} {method} {target}") + "\n").encode("ascii"))
     finally:
         os.close(fd)
 

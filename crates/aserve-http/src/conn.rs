@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{CONNECTION, EXPECT};
+use http::header::EXPECT;
 use http::{HeaderMap, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -108,6 +108,13 @@ pub(crate) async fn serve<H: Handler>(
                 .access_log
                 .as_ref()
                 .map(|log| Pending::start(log, &req, info.peer));
+            // Only HTTP/1.0 pays for the method's clone.
+            let http10 = req.version() == Version::HTTP_10;
+            let method = if http10 {
+                req.method().clone()
+            } else {
+                http::Method::GET
+            };
             let refused =
                 crate::rules::check(&mut req).or_else(|| shared.config.limits.check(&req));
             let response = match refused {
@@ -128,7 +135,7 @@ pub(crate) async fn serve<H: Handler>(
                             incoming,
                             Arc::clone(&activity),
                             expects_continue(&head.headers),
-                            keeps_alive(head.version, &head.headers),
+                            crate::persist::request_keeps_alive(head.version, &head.headers),
                         ));
                         in_flight.set_body(Arc::clone(&slot));
                         (
@@ -143,7 +150,7 @@ pub(crate) async fn serve<H: Handler>(
                 }
             };
             async move {
-                let response = match response {
+                let mut response = match response {
                     Ok((call, slot)) => {
                         let response = call.await;
                         // A body that broke its framing makes the request
@@ -157,6 +164,9 @@ pub(crate) async fn serve<H: Handler>(
                     }
                     Err(refused) => refused,
                 };
+                if http10 {
+                    crate::persist::fit_http10(&method, &mut response);
+                }
                 if let Some(access) = access.as_mut() {
                     access.respond(&response);
                 }
@@ -215,24 +225,6 @@ fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-/// Whether the request lets the connection live on after it (RFC 9112
-/// §9.3): HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says
-/// `keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let says = |token: &[u8]| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    match version {
-        Version::HTTP_11 => !says(b"close"),
-        Version::HTTP_10 => says(b"keep-alive") && !says(b"close"),
-        _ => false,
-    }
 }
 
 /// How long a closing connection with a request body unread keeps reading

@@ -32,10 +32,14 @@ mod access_log;
 mod body;
 mod conn;
 mod drain;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod io;
 mod limits;
 mod listener;
+mod persist;
 mod request_body;
 mod rules;
 mod server;

@@ -12,7 +12,7 @@
 //!
 //! Whatever happens, the iterable's `close()` is called exactly once, here.
 
-use aserve_http::{BodyError, ConnInfo, reject};
+use aserve_http::{ConnInfo, reject};
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use pyo3::exceptions::PyTypeError;
@@ -78,7 +78,6 @@ impl Driver {
                 reply,
                 self.mailbox.clone(),
                 head_request,
-                parts.version == http::Version::HTTP_10,
                 self.channel_capacity,
             ),
         )
@@ -99,23 +98,22 @@ impl Driver {
                 Some((status, message)) => reject(status, message),
                 None => internal_error(),
             };
-            // A body that broke its framing is the client's error, not the
-            // app's: no traceback for it.
-            if let Some(failure @ BodyError::Malformed(_)) =
-                input.as_ref().and_then(|i| i.failure())
-            {
-                tracing::info!(
-                    "{} {} from {conn}: {failure}; answered 400",
+            // An app that failed because the request body did (malformed,
+            // cut short, too large, too slow) failed through the client's
+            // fault: one line, no traceback.
+            match input.as_ref().and_then(|i| i.failure()) {
+                Some(failure) if status.is_some() => tracing::info!(
+                    "{} {} from {conn}: {failure}; answered {}",
                     parts.method,
-                    parts.uri
-                );
-            } else {
-                tracing::error!(
+                    parts.uri,
+                    response.status().as_u16()
+                ),
+                _ => tracing::error!(
                     "Error handling request {} {}\n{}",
                     parts.method,
                     parts.uri,
                     self.loader.format_exception(py, &err)
-                );
+                ),
             }
             responder
                 .borrow_mut()

@@ -69,12 +69,15 @@ impl Input {
     }
 
     /// The status for an app that failed after reading the body failed:
-    /// 400 for a body that broke its framing, 413 past the size limit, 408
-    /// after a stall; `None` otherwise.
+    /// 400 for a body that broke its framing or ended early, 413 past the
+    /// size limit, 408 after a stall; `None` otherwise.
     pub(crate) fn failure_status(&self) -> Option<(http::StatusCode, &'static str)> {
         match self.failure {
             Some(BodyError::Malformed(_)) => {
                 Some((http::StatusCode::BAD_REQUEST, "Malformed request body"))
+            }
+            Some(BodyError::Read(_)) => {
+                Some((http::StatusCode::BAD_REQUEST, "Incomplete request body"))
             }
             Some(BodyError::TooLarge(_)) => Some((
                 http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -11,17 +11,14 @@
 //! - once the head is sent, `exc_info` re-raises instead of replacing it;
 //! - a HEAD request or a 204/304 status never gets body bytes queued (the
 //!   front end would never read them and the producer would block), nor a
-//!   Content-Length the server computed: only one the app declared;
-//! - a response to an HTTP/1.0 request that ends with the connection (a
-//!   close-delimited body, or the app's `Connection: close`) never says
-//!   `Connection: keep-alive`.
+//!   Content-Length the server computed: only one the app declared.
 
 use std::borrow::Cow;
 
 use aserve_http::{BodySender, Response, ResponseBody};
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::ext::ReasonPhrase;
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -56,9 +53,6 @@ pub(crate) struct StartResponse {
     /// The head has been sent (or the client went away first).
     sent: bool,
     head_request: bool,
-    /// The request was HTTP/1.0: a body of unknown length is delimited by
-    /// closing the connection.
-    http10: bool,
     capacity: usize,
 }
 
@@ -67,7 +61,6 @@ impl StartResponse {
         reply: oneshot::Sender<Response>,
         mailbox: Mailbox,
         head_request: bool,
-        http10: bool,
         capacity: usize,
     ) -> Self {
         Self {
@@ -77,7 +70,6 @@ impl StartResponse {
             body: None,
             sent: false,
             head_request,
-            http10,
             capacity,
         }
     }
@@ -97,15 +89,7 @@ impl StartResponse {
         self.head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
     }
 
-    fn send(&mut self, mut response: Response) -> Flow {
-        if self.http10 && closes(&response) {
-            // hyper answers an HTTP/1.0 client that asked for keep-alive by
-            // adding `Connection: keep-alive` to any response whose own
-            // version is HTTP/1.1 (the default), even one it then ends by
-            // closing. Marked HTTP/1.0, the response keeps its
-            // `Connection: close` alone and hyper closes after it.
-            *response.version_mut() = Version::HTTP_10;
-        }
+    fn send(&mut self, response: Response) -> Flow {
         self.sent = true;
         // A failed send hands the response back; it is dropped at once.
         match self
@@ -183,20 +167,13 @@ impl StartResponse {
         chunk: &Bound<'_, PyBytes>,
     ) -> PyResult<Flow> {
         if !self.sent {
-            let mut head = self.head()?;
+            let head = self.head()?;
             if self.bodyless(head.status) {
                 self.send(build(head, ResponseBody::empty()));
                 return Ok(Flow::Stop);
             }
             let (sender, body) = ResponseBody::channel(self.capacity);
             let declared = head.content_length;
-            if self.http10 && declared.is_none() {
-                // No length and no chunked coding on HTTP/1.0: the body ends
-                // where the connection does, so the client must not expect
-                // another response on it.
-                head.headers
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
             if self.send(build(head, body.with_declared_length(declared))) == Flow::Stop {
                 return Ok(Flow::Stop);
             }
@@ -400,15 +377,6 @@ fn latin1<'a>(text: &'a str, what: &str) -> PyResult<Cow<'a, [u8]>> {
         .collect::<Result<_, _>>()
         .map(Cow::Owned)
         .map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))
-}
-
-/// Whether `response` says the connection ends after it.
-fn closes(response: &Response) -> bool {
-    response
-        .headers()
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
 }
 
 fn build(head: Head, body: ResponseBody) -> Response {

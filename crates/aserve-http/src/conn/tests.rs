@@ -348,3 +348,19 @@ async fn an_unanswered_expect_continue_closes_without_a_100() {
     assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
     assert!(!text.contains("100 Continue"), "{text}");
 }
+
+#[tokio::test]
+async fn a_refusal_to_http10_keep_alive_says_close_alone() {
+    let double = Double::default();
+    let server = start(&double);
+    let mut client = TcpStream::connect(server.addr).await.expect("connect");
+    let request = "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n\
+                   Content-Length: 99999999999\r\n\r\n";
+    client.write_all(request.as_bytes()).await.expect("request");
+    let (text, closed) = read_to_close(&mut client, Duration::from_secs(3)).await;
+    assert!(text.starts_with("HTTP/1.0 413 "), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert!(!text.contains("keep-alive"), "{text}");
+    assert!(closed);
+    assert!(double.calls().is_empty());
+}
