@@ -18,6 +18,7 @@ mod input;
 mod limits;
 mod process;
 mod protocol;
+mod proxy;
 mod response_body;
 mod signals;
 mod start_response;

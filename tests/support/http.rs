@@ -383,6 +383,11 @@ impl Conn {
         resp
     }
 
+    /// Reads the next response; Err on EOF, timeout or garbage.
+    pub fn try_response(&mut self) -> io::Result<Response> {
+        read_response(&mut self.reader, false)
+    }
+
     /// Reads the next response, or None if the server closed the
     /// connection before sending a status line (a cut connection).
     pub fn response_or_eof(&mut self) -> Option<Response> {
