@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::support::Server;
 use crate::support::http::{Conn, Response, chunked, parse_all, read_response};
 use crate::support::proxy::{IO_TIMEOUT, Kind, Proxy};
-use crate::support::sha256;
+use sha2::{Digest, Sha256};
 
 /// How long to wait for the app to log a request a client just sent
 /// through the proxy. The proxy may reject the request itself, and then
@@ -156,7 +156,7 @@ fn check_echo(resp: &Response, method: &str, target: &str, body: &[u8]) -> Strin
     );
     assert_eq!(
         kv.get("sha256"),
-        Some(&sha256::hex(body)),
+        Some(&hex(&Sha256::digest(body))),
         "{method} {target}: body digest: {}",
         resp.dump()
     );
@@ -758,4 +758,8 @@ fn haproxy_early_413_then_more_requests() {
         413,
         &["--limit-request-body", "1000"],
     );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

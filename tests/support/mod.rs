@@ -12,7 +12,6 @@ pub mod http;
 pub mod load;
 pub mod procs;
 pub mod proxy;
-pub mod sha256;
 pub mod venv;
 
 use std::io::{BufRead, BufReader, Read, Write};
