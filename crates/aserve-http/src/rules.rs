@@ -123,11 +123,16 @@ fn check_host<B>(request: &mut Request<B>) -> Option<Response> {
         Some(host) if !valid_host(host.as_bytes()) => return bad("Invalid Host header field"),
         _ => {}
     }
-    // RFC 9112 §3.2.2: the target's authority wins over the Host field.
-    if let Some(authority) = request.uri().authority().map(Authority::as_str)
-        && let Ok(host) = HeaderValue::from_str(authority)
-    {
-        request.headers_mut().insert(HOST, host);
+    // RFC 9112 §3.2.2: the target's authority wins over the Host field. It
+    // must be a host the Host field could have carried: no userinfo
+    // (RFC 9110 §4.2.4), a numeric port.
+    if let Some(authority) = request.uri().authority().map(Authority::as_str) {
+        if !valid_host(authority.as_bytes()) {
+            return bad("Invalid authority in request target");
+        }
+        if let Ok(host) = HeaderValue::from_str(authority) {
+            request.headers_mut().insert(HOST, host);
+        }
     }
     None
 }
@@ -283,6 +288,13 @@ mod tests {
         assert!(check(&mut req).is_none());
         assert_eq!(req.headers()[HOST], "example.com:8080");
         assert_eq!(req.headers().get_all(HOST).iter().count(), 1);
+        // Found by the request_head fuzz target: the URI parser takes a
+        // port that is not a number.
+        for bad in ["http://example.com:8080Xp/", "http://user@example.com/"] {
+            let mut req = request("GET", bad, Version::HTTP_11, &[("host", "x")]);
+            let status = check(&mut req).map(|r| r.status());
+            assert_eq!(status, Some(StatusCode::BAD_REQUEST), "{bad}");
+        }
     }
 
     #[test]
