@@ -48,6 +48,7 @@ class Scenario:
     ideal_rps: float = 0.0  # long-poll only
     idle: bool = False
     one_worker: bool = False  # the issue measures long-poll in ONE worker
+    opt_in: bool = False  # runs only when named in --scenarios
 
 
 def scenarios(quick):
@@ -65,6 +66,13 @@ def scenarios(quick):
         Scenario("flask", "small Flask JSON endpoint", "/json", c or 100, app="flask_app:app"),
         Scenario("idle", "idle keep-alive connections: RSS per connection", "/hello",
                  500 if quick else 10000, reference=True, idle=True),
+        # Opt-in: a small POST body the app leaves unread, which the server
+        # must drain to keep the connection (or close it), and the same body
+        # read by the app, for reference.
+        Scenario("post1k-unread", "1 KiB POST body the app does not read", "/ignore",
+                 c or 100, script="post1k.lua", opt_in=True),
+        Scenario("post1k-read", "1 KiB POST body read by the app", "/upload", c or 100,
+                 script="post1k.lua", opt_in=True),
     ]
 
 
@@ -83,6 +91,11 @@ def parse_args():
                    help="smoke mode: 2 s rounds, 1 round, 1 s warm-up, c50, 500 idle conns")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
     p.add_argument("--reinstall", action="store_true", help="rebuild target/bench-venv")
+    p.add_argument("--aserve-bin", metavar="PATH",
+                   help="measure this aserve binary instead of building the tree's")
+    p.add_argument("--aserve-baseline", metavar="PATH",
+                   help="also measure this aserve binary, as server aserve-baseline, "
+                        "with aserve's flags (an A/B of two builds)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"),
                    help="markdown results file (default benches/load/results/latest.md)")
     args = p.parse_args()
@@ -256,8 +269,11 @@ def scenario_probe(scenario):
 
 def main():
     args = parse_args()
-    chosen_servers = pick(args.servers, srv.SERVERS, "servers")
-    chosen = pick(args.scenarios, scenarios(args.quick), "scenarios")
+    available = [s for s in srv.SERVERS if args.aserve_baseline or not s.opt_in]
+    chosen_servers = pick(args.servers, available, "servers")
+    all_scenarios = scenarios(args.quick)
+    chosen = pick(args.scenarios, all_scenarios if args.scenarios
+                  else [s for s in all_scenarios if not s.opt_in], "scenarios")
     for s in chosen:
         if s.name.startswith("longpoll"):
             s.seconds = max(args.duration, 3 if args.quick else 5)
@@ -277,8 +293,13 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)
     setup_env.ensure_wrk()
     fds = setup_env.raise_fd_limit()
-    if args.no_build:
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    if args.aserve_bin:
+        aserve_bin = os.path.abspath(args.aserve_bin)
+        reference = os.path.join(target, "bench-bin", "reference")
+        reference = reference if os.path.exists(reference) else None
+        h.notes.append(f"aserve is {aserve_bin} (--aserve-bin), not built from this tree")
+    elif args.no_build:
         aserve_bin = os.path.join(target, "bench-bin", "aserve")
         reference = os.path.join(target, "bench-bin", "reference")
         if not os.path.exists(aserve_bin):
@@ -295,8 +316,12 @@ def main():
     os.makedirs(log_dir, exist_ok=True)
     for old in os.listdir(log_dir):
         os.remove(os.path.join(log_dir, old))
+    baseline = os.path.abspath(args.aserve_baseline) if args.aserve_baseline else ""
+    if baseline and not os.access(baseline, os.X_OK):
+        sys.exit(f"--aserve-baseline: {baseline} is not an executable")
     h.ctx = srv.Context(repo=REPO, venv=venv, apps=os.path.join(HERE, "apps"), load_dir=HERE,
                         aserve_bin=aserve_bin, reference_bin=reference or "",
+                        baseline_bin=baseline,
                         aserve_has_workers="--workers" in help_text, log_dir=log_dir)
 
     h.servers = []
@@ -320,7 +345,10 @@ def main():
                    f"{h.load_core} (taskset)")
     else:
         pinning = "no core pinning (fewer than 2 usable cores, or no taskset)"
-    info.update(pinning=pinning, revision=setup_env.revision(REPO), fd_limit=fds, workers=args.workers,
+    revision = aserve_bin if args.aserve_bin else setup_env.revision(REPO)
+    if baseline:
+        revision += f"; aserve-baseline: {baseline}"
+    info.update(pinning=pinning, revision=revision, fd_limit=fds, workers=args.workers,
                 command="python3 benches/load/run.py " + " ".join(sys.argv[1:]))
     for n in h.notes:
         log("NOTE: " + n)

@@ -42,6 +42,7 @@ class Server:
     multi_worker: bool = True
     note: str = ""
     optional_package: str = ""  # pip name that may fail to install
+    opt_in: bool = False  # only when its option is given (aserve-baseline)
     argv: object = None  # callable(ctx: Context, launch: Launch) -> (argv, cwd)
 
 
@@ -53,6 +54,7 @@ class Context:
     load_dir: str
     aserve_bin: str
     reference_bin: str
+    baseline_bin: str = ""  # --aserve-baseline: a second aserve build to A/B against
     aserve_has_workers: bool = False
     log_dir: str = ""
 
@@ -69,6 +71,11 @@ def _aserve(ctx, l):
         argv += ["--worker-connections", str(IDLE_MAX_CONNECTIONS),
                  "--keep-alive", str(IDLE_KEEP_ALIVE)]
     return argv + [l.app], ctx.apps
+
+
+def _aserve_baseline(ctx, l):
+    argv, cwd = _aserve(ctx, l)
+    return [ctx.baseline_bin] + argv[1:], cwd
 
 
 def _aserve_threads1(ctx, l):
@@ -142,6 +149,8 @@ def _bjoern(ctx, l):
 
 SERVERS = [
     Server("aserve", argv=_aserve),
+    Server("aserve-baseline", argv=_aserve_baseline, opt_in=True,
+           note="a second aserve binary (--aserve-baseline PATH) with aserve's flags: an A/B of two builds"),
     Server("aserve-threads1", hello_only=True, argv=_aserve_threads1,
            note="aserve with --threads 1: the baseline the default pool must match on CPU-bound work"),
     Server("reference", hello_only=True, argv=_reference,

@@ -4,6 +4,8 @@
     /64k     64 KiB body in one piece, with Content-Length
     /stream  1 MiB as an iterator of 16 chunks of 64 KiB, no Content-Length
     /upload  reads the whole request body (wsgi.input) and answers its size
+    /ignore  answers like /hello without touching the request body (a POST
+             whose body the server must drain, or close the connection)
     /sleep   sleeps 1 s (a long-poll), then answers like /hello
 
 Nothing here allocates per request beyond what the scenario is about: the
@@ -59,6 +61,8 @@ def app(environ, start_response):
         return _stream()
     if path == "/upload":
         return _plain(start_response, str(_read_all(environ)).encode())
+    if path == "/ignore":
+        return _plain(start_response, HELLO)
     if path == "/sleep":
         time.sleep(1.0)
         return _plain(start_response, HELLO)

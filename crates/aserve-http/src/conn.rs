@@ -109,12 +109,7 @@ pub(crate) async fn serve<H: Handler>(
                 .as_ref()
                 .map(|log| Pending::start(log, &req, info.peer));
             // Only HTTP/1.0 pays for the method's clone.
-            let http10 = req.version() == Version::HTTP_10;
-            let method = if http10 {
-                req.method().clone()
-            } else {
-                http::Method::GET
-            };
+            let http10 = (req.version() == Version::HTTP_10).then(|| req.method().clone());
             let refused =
                 crate::rules::check(&mut req).or_else(|| shared.config.limits.check(&req));
             let response = match refused {
@@ -164,8 +159,8 @@ pub(crate) async fn serve<H: Handler>(
                     }
                     Err(refused) => refused,
                 };
-                if http10 {
-                    crate::persist::fit_http10(&method, &mut response);
+                if let Some(method) = &http10 {
+                    crate::persist::fit_http10(method, &mut response);
                 }
                 if let Some(access) = access.as_mut() {
                     access.respond(&response);
@@ -438,7 +433,12 @@ impl Timers {
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     if self.expired(activity, info) {
-                        return Ended::Closed(None);
+                        // A body still being drained is cut short by the
+                        // keep-alive timeout: its input is lingered over.
+                        let io = activity
+                            .body_open()
+                            .then(|| Pin::into_inner(conn).into_parts().io);
+                        return Ended::Closed(io);
                     }
                 }
             }

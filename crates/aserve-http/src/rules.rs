@@ -87,29 +87,20 @@ fn check_target<B>(request: &Request<B>) -> Option<Response> {
 /// `"`, `<`, `>`, `\`, `#`. In a path, which is decoded for the
 /// application, `%` must start a two-digit hex escape.
 fn valid_chars(bytes: &[u8], path: bool) -> bool {
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let ok = match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
-            b'-' | b'.' | b'_' | b'~' => true,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
-            b':' | b'@' | b'/' | b'?' => true,
-            b'[' | b']' | b'{' | b'}' | b'|' | b'^' | b'`' => true,
-            b'%' => {
-                !path
-                    || bytes
-                        .get(i + 1..i + 3)
-                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-            }
-            _ => false,
-        };
-        if !ok {
-            return false;
+    bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
+        b'-' | b'.' | b'_' | b'~' => true,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
+        b':' | b'@' | b'/' | b'?' => true,
+        b'[' | b']' | b'{' | b'}' | b'|' | b'^' | b'`' => true,
+        b'%' => {
+            !path
+                || bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
         }
-        i += 1;
-    }
-    true
+        _ => false,
+    })
 }
 
 fn check_host<B>(request: &mut Request<B>) -> Option<Response> {
