@@ -59,7 +59,7 @@ use tokio::time::Instant;
 
 use crate::access_log::Pending;
 use crate::drain::Drain;
-use crate::io::{Activity, CountingStream, Events};
+use crate::io::{Activity, CountingStream, Events, InFlight};
 use crate::listener::Stream;
 use crate::request_body::BodySlot;
 use crate::{
@@ -115,29 +115,10 @@ pub(crate) async fn serve<H: Handler>(
             let response = match refused {
                 Some(refused) => Err(refused),
                 None => {
-                    let (limit, timeout) = (
-                        shared.config.limits.request_body,
-                        shared.config.body_timeout,
-                    );
                     let (mut head, incoming) = req.into_parts();
                     crate::head::detach(&mut head);
-                    // A request without a body (most of them) needs no claim
-                    // on it.
-                    let (body, slot) = if incoming.is_end_stream() {
-                        (RequestBody::empty(), None)
-                    } else {
-                        let slot = Arc::new(BodySlot::new(
-                            incoming,
-                            Arc::clone(&activity),
-                            expects_continue(&head.headers),
-                            crate::persist::request_keeps_alive(head.version, &head.headers),
-                        ));
-                        in_flight.set_body(Arc::clone(&slot));
-                        (
-                            RequestBody::new(Arc::clone(&slot), limit, timeout),
-                            Some(slot),
-                        )
-                    };
+                    let (body, slot) =
+                        claim_body(incoming, &head, &activity, &mut in_flight, &shared.config);
                     Ok((
                         shared.handler.call(Request::from_parts(head, body), info),
                         slot,
@@ -213,6 +194,34 @@ enum Ended<S> {
     Parked(http1::Parts<Io, S>),
     /// Done with; the stream, where hyper finished with it.
     Closed(Option<Io>),
+}
+
+/// The request body as the handler gets it, and the connection's claim on
+/// it (see `request_body`), tied to the request's in-flight mark. A request
+/// without a body (most of them) needs no claim.
+fn claim_body(
+    incoming: Incoming,
+    head: &http::request::Parts,
+    activity: &Arc<Activity>,
+    in_flight: &mut InFlight,
+    config: &ServerConfig,
+) -> (RequestBody, Option<Arc<BodySlot>>) {
+    if incoming.is_end_stream() {
+        return (RequestBody::empty(), None);
+    }
+    let slot = Arc::new(BodySlot::new(
+        incoming,
+        Arc::clone(activity),
+        expects_continue(&head.headers),
+        crate::persist::request_keeps_alive(head.version, &head.headers),
+    ));
+    in_flight.set_body(Arc::clone(&slot));
+    let body = RequestBody::new(
+        Arc::clone(&slot),
+        config.limits.request_body,
+        config.body_timeout,
+    );
+    (body, Some(slot))
 }
 
 /// Whether the client asked for `100 Continue` before sending the body.
