@@ -364,3 +364,34 @@ async fn a_refusal_to_http10_keep_alive_says_close_alone() {
     assert!(closed);
     assert!(double.calls().is_empty());
 }
+
+/// RFC 9112 §9.6: closing with the client's input unread makes the kernel
+/// send a reset, which can destroy the response before the client reads
+/// it. The server half-closes and discards what still comes instead.
+#[tokio::test]
+async fn a_client_still_sending_its_body_reads_the_response_and_a_clean_end() {
+    let double = Double::default();
+    let server = start(&double);
+    let mut client = TcpStream::connect(server.addr).await.expect("connect");
+    let len = 4 << 20;
+    client
+        .write_all(post("/noread", "", len).as_bytes())
+        .await
+        .expect("head");
+    // Keep sending the (too large to drain) body after the answer: the
+    // server must go on taking it for a while rather than reset.
+    let chunk = vec![b'x'; 64 * 1024];
+    for i in 0..8 {
+        let sent = client.write_all(&chunk).await;
+        assert!(sent.is_ok(), "write {i} after the answer failed: {sent:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "the end of the stream was not clean: {read:?}, after {text:?}"
+    );
+    assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+}
