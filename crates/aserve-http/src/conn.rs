@@ -46,25 +46,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::EXPECT;
-use http::{HeaderMap, StatusCode, Version};
-use http_body::Body as _;
+use http::{StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::access_log::Pending;
 use crate::drain::Drain;
-use crate::io::{Activity, CountingStream, Events, InFlight};
+use crate::io::{Activity, CountingStream, Events};
 use crate::listener::Stream;
-use crate::request_body::BodySlot;
-use crate::{
-    BodyError, ConnInfo, Handler, Request, RequestBody, ResponseBody, ServerConfig, reject,
-};
+use crate::{BodyError, ConnInfo, Handler, Request, ResponseBody, ServerConfig, reject};
 
 /// What every connection of a server shares.
 pub(crate) struct Shared<H> {
@@ -117,8 +111,13 @@ pub(crate) async fn serve<H: Handler>(
                 None => {
                     let (mut head, incoming) = req.into_parts();
                     crate::head::detach(&mut head);
-                    let (body, slot) =
-                        claim_body(incoming, &head, &activity, &mut in_flight, &shared.config);
+                    let (body, slot) = crate::request_body::claim(
+                        incoming,
+                        &head,
+                        &activity,
+                        &mut in_flight,
+                        &shared.config,
+                    );
                     Ok((
                         shared.handler.call(Request::from_parts(head, body), info),
                         slot,
@@ -181,7 +180,7 @@ pub(crate) async fn serve<H: Handler>(
                 service = parts.service;
             }
             Ended::Closed(Some(io)) if activity.body_open() => {
-                return linger(io.into_inner().into_socket()).await;
+                return crate::drain::linger(io.into_inner().into_socket()).await;
             }
             Ended::Closed(_) => return,
         }
@@ -194,65 +193,6 @@ enum Ended<S> {
     Parked(http1::Parts<Io, S>),
     /// Done with; the stream, where hyper finished with it.
     Closed(Option<Io>),
-}
-
-/// The request body as the handler gets it, and the connection's claim on
-/// it (see `request_body`), tied to the request's in-flight mark. A request
-/// without a body (most of them) needs no claim.
-fn claim_body(
-    incoming: Incoming,
-    head: &http::request::Parts,
-    activity: &Arc<Activity>,
-    in_flight: &mut InFlight,
-    config: &ServerConfig,
-) -> (RequestBody, Option<Arc<BodySlot>>) {
-    if incoming.is_end_stream() {
-        return (RequestBody::empty(), None);
-    }
-    let slot = Arc::new(BodySlot::new(
-        incoming,
-        Arc::clone(activity),
-        expects_continue(&head.headers),
-        crate::persist::request_keeps_alive(head.version, &head.headers),
-    ));
-    in_flight.set_body(Arc::clone(&slot));
-    let body = RequestBody::new(
-        Arc::clone(&slot),
-        config.limits.request_body,
-        config.body_timeout,
-    );
-    (body, Some(slot))
-}
-
-/// Whether the client asked for `100 Continue` before sending the body.
-fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-/// How long a closing connection with a request body unread keeps reading
-/// (and discarding) what the client still sends, and how much of it.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1 << 20;
-
-/// Half-closes the socket, then discards what the client still sends until
-/// it closes its side or the linger budget runs out. Closing a socket with
-/// unread input makes the kernel send a reset, which can destroy the
-/// response before the client has read it.
-async fn linger(mut socket: Stream) {
-    let _ = socket.shutdown().await;
-    // On the heap: an array here would grow every connection's task by
-    // its size, parked or not.
-    let mut sink = vec![0u8; 8192];
-    let mut left = LINGER_BYTES;
-    let deadline = Instant::now() + LINGER_TIME;
-    while left > 0 {
-        match tokio::time::timeout_at(deadline, socket.read(&mut sink)).await {
-            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
-            _ => return,
-        }
-    }
 }
 
 /// Where the connection is between requests.

@@ -1,7 +1,10 @@
-//! What a connection does with a request body its handler left unread when
-//! the response ended: read it to its end by its own framing, within a
-//! budget of bytes and time, so the connection can serve the next request;
-//! or give up on it, and the connection closes. It is never parsed as
+//! What a connection does with request bytes it will not serve.
+//!
+//! A body its handler left unread when the response ended: read it to its
+//! end by its own framing, within a budget of bytes and time, so the
+//! connection can serve the next request; or give up on it, and the
+//! connection closes. And a connection that closes with input unread
+//! lingers over it (see [`linger`]). It is never parsed as
 //! anything but that body: hyper's decoder frames it, and the next head is
 //! looked for only after the decoder's end.
 //!
@@ -18,8 +21,10 @@ use std::time::Duration;
 
 use http_body::Body;
 use hyper::body::Incoming;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
+use crate::listener::Stream;
 use crate::request_body::Leftover;
 
 /// The most body bytes drained to keep a connection. Past it, reading the
@@ -79,6 +84,30 @@ impl Drain {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How long a closing connection with a request body unread keeps reading
+/// (and discarding) what the client still sends, and how much of it.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes the socket, then discards what the client still sends until
+/// it closes its side or the linger budget runs out. Closing a socket with
+/// unread input makes the kernel send a reset, which can destroy the
+/// response before the client has read it.
+pub(crate) async fn linger(mut socket: Stream) {
+    let _ = socket.shutdown().await;
+    // On the heap: an array here would grow every connection's task by
+    // its size, parked or not.
+    let mut sink = vec![0u8; 8192];
+    let mut left = LINGER_BYTES;
+    let deadline = Instant::now() + LINGER_TIME;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, socket.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
         }
     }
 }

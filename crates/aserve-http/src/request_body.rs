@@ -32,8 +32,11 @@ use bytes::Bytes;
 use http_body::Body;
 use hyper::body::Incoming;
 
-use crate::BodyError;
-use crate::io::Activity;
+use http::HeaderMap;
+use http::header::EXPECT;
+
+use crate::io::{Activity, InFlight};
+use crate::{BodyError, ServerConfig};
 
 /// How a request body stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +220,41 @@ fn classify(e: &hyper::Error) -> (End, BodyError) {
         source = err.source();
     }
     (End::Failed, BodyError::Read(e.to_string()))
+}
+
+/// The request body as the handler gets it, and the connection's claim on
+/// it (see `request_body`), tied to the request's in-flight mark. A request
+/// without a body (most of them) needs no claim.
+pub(crate) fn claim(
+    incoming: Incoming,
+    head: &http::request::Parts,
+    activity: &Arc<Activity>,
+    in_flight: &mut InFlight,
+    config: &ServerConfig,
+) -> (RequestBody, Option<Arc<BodySlot>>) {
+    if incoming.is_end_stream() {
+        return (RequestBody::empty(), None);
+    }
+    let slot = Arc::new(BodySlot::new(
+        incoming,
+        Arc::clone(activity),
+        expects_continue(&head.headers),
+        crate::persist::request_keeps_alive(head.version, &head.headers),
+    ));
+    in_flight.set_body(Arc::clone(&slot));
+    let body = RequestBody::new(
+        Arc::clone(&slot),
+        config.limits.request_body,
+        config.body_timeout,
+    );
+    (body, Some(slot))
+}
+
+/// Whether the client asked for `100 Continue` before sending the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// A request body, pulled on demand. Reading it the first time is what makes
