@@ -18,7 +18,9 @@
 //!   once bytes of the next request arrive, its head must be complete within
 //!   `header_timeout` of its first byte;
 //! - while a request is in flight, no connection timer runs (the body and
-//!   request timeouts belong to the request).
+//!   request timeouts belong to the request);
+//! - while a body left unread is drained, the keep-alive timer still runs,
+//!   beside the drain's own budget.
 //!
 //! Where the next request begins is decided here and by hyper's decoder,
 //! never by how far the handler read: when a response ends with its
