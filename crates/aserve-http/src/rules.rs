@@ -41,10 +41,29 @@ pub(crate) fn check<B>(request: &mut Request<B>) -> Option<Response> {
     if let Some(refusal) = check_target(request) {
         return Some(refusal);
     }
-    if let Some(refusal) = check_host(request) {
+    // One pass over the fields rather than a lookup per name: most requests
+    // have a handful of fields, and a lookup hashes.
+    let (mut hosts, mut host, mut codings) = (0, None, false);
+    for (name, value) in request.headers() {
+        if name == HOST {
+            hosts += 1;
+            host = Some(value);
+        } else if name == TRANSFER_ENCODING {
+            codings = true;
+        }
+    }
+    if hosts > 1 {
+        return bad("More than one Host header field");
+    }
+    match host {
+        None if request.version() == Version::HTTP_11 => return bad("Missing Host header field"),
+        Some(host) if !valid_host(host.as_bytes()) => return bad("Invalid Host header field"),
+        _ => {}
+    }
+    if codings && let Some(refusal) = check_transfer_encoding(request) {
         return Some(refusal);
     }
-    check_transfer_encoding(request)
+    use_target_authority(request)
 }
 
 fn bad(message: &'static str) -> Option<Response> {
@@ -87,36 +106,40 @@ fn check_target<B>(request: &Request<B>) -> Option<Response> {
 /// `"`, `<`, `>`, `\`, `#`. In a path, which is decoded for the
 /// application, `%` must start a two-digit hex escape.
 fn valid_chars(bytes: &[u8], path: bool) -> bool {
-    bytes.iter().enumerate().all(|(i, &b)| match b {
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
-        b'-' | b'.' | b'_' | b'~' => true,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
-        b':' | b'@' | b'/' | b'?' => true,
-        b'[' | b']' | b'{' | b'}' | b'|' | b'^' | b'`' => true,
-        b'%' => {
-            !path
+    bytes.iter().enumerate().all(|(i, &b)| {
+        URI_CHARS[usize::from(b)]
+            && (b != b'%'
+                || !path
                 || bytes
                     .get(i + 1..i + 3)
-                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-        }
-        _ => false,
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
     })
 }
 
-fn check_host<B>(request: &mut Request<B>) -> Option<Response> {
-    let mut hosts = request.headers().get_all(HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return bad("More than one Host header field");
+/// The bytes [`valid_chars`] lets through, as a table: a lookup a byte.
+const URI_CHARS: [bool; 256] = table(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%[]{}|^`",
+);
+
+/// A host name's bytes (RFC 3986 reg-name: unreserved, sub-delims,
+/// percent-escapes).
+const REG_NAME_CHARS: [bool; 256] =
+    table(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%");
+
+const fn table(allowed: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < allowed.len() {
+        table[allowed[i] as usize] = true;
+        i += 1;
     }
-    match first {
-        None if request.version() == Version::HTTP_11 => return bad("Missing Host header field"),
-        Some(host) if !valid_host(host.as_bytes()) => return bad("Invalid Host header field"),
-        _ => {}
-    }
-    // RFC 9112 §3.2.2: the target's authority wins over the Host field. It
-    // must be a host the Host field could have carried: no userinfo
-    // (RFC 9110 §4.2.4), a numeric port.
+    table
+}
+
+/// RFC 9112 §3.2.2: the target's authority wins over the Host field. It
+/// must be a host the Host field could have carried: no userinfo (RFC 9110
+/// §4.2.4), a numeric port.
+fn use_target_authority<B>(request: &mut Request<B>) -> Option<Response> {
     if let Some(authority) = request.uri().authority().map(Authority::as_str) {
         if !valid_host(authority.as_bytes()) {
             return bad("Invalid authority in request target");
@@ -151,27 +174,7 @@ fn valid_host(value: &[u8]) -> bool {
             None => (value, &value[value.len()..]),
         }
     };
-    let reg_name_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-    });
+    let reg_name_ok = host.iter().all(|&b| REG_NAME_CHARS[usize::from(b)]);
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
