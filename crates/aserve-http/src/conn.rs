@@ -359,14 +359,10 @@ impl Timers {
                         if events.close_requested() && self.closing.is_none() {
                             self.closing = Some(Instant::now());
                         }
-                        if events.left_body() && let Some(leftover) = activity.take_leftover() {
-                            let ends = !leftover.keep_alive
-                                || activity.close_asked()
-                                || self.closing.is_some();
-                            drain = Drain::start(leftover, ends);
-                            if drain.is_none() {
-                                tracing::debug!(%info, "request body left unread; closing after the response");
-                            }
+                        if events.left_body() {
+                            // A draining server closes the connection after
+                            // this response anyway.
+                            drain = activity.take_leftover().filter(|_| self.closing.is_none());
                         }
                     }
                 },

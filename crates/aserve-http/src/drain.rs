@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use http_body::Body;
@@ -39,7 +39,10 @@ pub(crate) struct Drain {
     incoming: Incoming,
     /// Bytes the budget still allows.
     left: u64,
-    deadline: Pin<Box<Sleep>>,
+    /// Set when the body first has to be waited for: most bodies left
+    /// unread are already whole in hyper's buffer, and a timer costs an
+    /// allocation and a place in the timer wheel.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Drain {
@@ -55,21 +58,36 @@ impl Drain {
         Some(Self {
             incoming: leftover.incoming,
             left: DRAIN_BYTES,
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + DRAIN_TIME)),
+            deadline: None,
         })
+    }
+
+    /// Reads what of the body has already arrived, without waiting (and
+    /// without a waker): most bodies left unread are already whole in
+    /// hyper's buffer, and then the connection has nothing more to do.
+    /// Ready as [`Drain::poll`] is; pending when the rest must be waited
+    /// for.
+    pub(crate) fn poll_now(&mut self) -> Poll<bool> {
+        self.read(&mut Context::from_waker(Waker::noop()))
     }
 
     /// Ready with true once the body has ended by its framing, with false
     /// once it broke its framing or the budget ran out.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if let Poll::Ready(clean) = self.read(cx) {
+            return Poll::Ready(clean);
+        }
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(DRAIN_TIME)));
+        ready!(deadline.as_mut().poll(cx));
+        Poll::Ready(false)
+    }
+
+    /// Reads frames until the body ends or breaks, or none is ready.
+    fn read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         loop {
-            let frame = match Pin::new(&mut self.incoming).poll_frame(cx) {
-                Poll::Pending => {
-                    ready!(self.deadline.as_mut().poll(cx));
-                    return Poll::Ready(false);
-                }
-                Poll::Ready(frame) => frame,
-            };
+            let frame = ready!(Pin::new(&mut self.incoming).poll_frame(cx));
             match frame {
                 None => return Poll::Ready(true),
                 Some(Err(_)) => return Poll::Ready(false),

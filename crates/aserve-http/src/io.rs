@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::drain::Drain;
 use crate::listener::Stream;
-use crate::request_body::{BodySlot, Leftover};
+use crate::request_body::BodySlot;
 
 /// What the connection task watches. Shared with the stream (a head
 /// began), the service (a request started) and each response body (it
@@ -58,9 +59,9 @@ pub(crate) struct Activity {
     /// A request body has started and has not been read to its end by its
     /// framing: hyper is mid-request, whatever the response did.
     body_open: AtomicBool,
-    /// A body the handler left unread when its response ended, for the
-    /// connection to drain or give up on.
-    leftover: Mutex<Option<Leftover>>,
+    /// A body the handler left unread when its response ended and that
+    /// has not all arrived yet, for the connection to drain or give up on.
+    leftover: Mutex<Option<Drain>>,
 }
 
 impl Activity {
@@ -125,8 +126,9 @@ impl Activity {
         self.body_open.store(false, Ordering::Relaxed);
     }
 
-    /// The body a response left unread, if one did.
-    pub(crate) fn take_leftover(&self) -> Option<Leftover> {
+    /// The body a response left unread and that is still arriving, if one
+    /// is.
+    pub(crate) fn take_leftover(&self) -> Option<Drain> {
         self.leftover
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -195,8 +197,8 @@ impl Events {
     const STARTED: u8 = 4;
     /// A response asked for the connection to close after it.
     const CLOSE: u8 = 8;
-    /// A response ended with its request body unread (see
-    /// [`Activity::take_leftover`]).
+    /// A response ended with its request body unread and not all arrived
+    /// (see [`Activity::take_leftover`]).
     const LEFTOVER: u8 = 16;
 
     pub(crate) fn any(self) -> bool {
@@ -237,16 +239,41 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// The response has ended: the body is the connection's again. What
+    /// has arrived of it is read at once; only a body still arriving is
+    /// left for the connection task to wait for. One given up on is
+    /// dropped here, which makes hyper stop reading and close.
+    fn settle_body(&mut self) {
+        let activity = &self.activity;
+        let Some(leftover) = self.body.take().and_then(|body| body.reclaim()) else {
+            return;
+        };
+        let ends = !leftover.keep_alive || activity.close_asked();
+        let Some(mut drain) = Drain::start(leftover, ends) else {
+            tracing::debug!("request body left unread; closing after the response");
+            return;
+        };
+        match drain.poll_now() {
+            Poll::Ready(true) => activity.body_done(),
+            Poll::Ready(false) => {
+                tracing::debug!("request body left unread is over budget; closing");
+            }
+            Poll::Pending => {
+                *activity
+                    .leftover
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(drain);
+                activity.raise(Events::LEFTOVER);
+            }
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.settle_body();
         let activity = &self.activity;
-        if let Some(leftover) = self.body.take().and_then(|body| body.reclaim()) {
-            *activity
-                .leftover
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leftover);
-            activity.raise(Events::LEFTOVER);
-        }
         if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             activity.head_began.store(0, Ordering::Relaxed);
             activity.raise(Events::IDLE);
