@@ -244,9 +244,9 @@ impl InFlight {
     /// has arrived of it is read at once; only a body still arriving is
     /// left for the connection task to wait for. One given up on is
     /// dropped here, which makes hyper stop reading and close.
-    fn settle_body(&mut self) {
+    fn settle_body(&self, body: Arc<BodySlot>) {
         let activity = &self.activity;
-        let Some(leftover) = self.body.take().and_then(|body| body.reclaim()) else {
+        let Some(leftover) = body.reclaim() else {
             return;
         };
         let ends = !leftover.keep_alive || activity.close_asked();
@@ -272,7 +272,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.settle_body();
+        // Only a request with a body has anything to settle.
+        if let Some(body) = self.body.take() {
+            self.settle_body(body);
+        }
         let activity = &self.activity;
         if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             activity.head_began.store(0, Ordering::Relaxed);
