@@ -154,7 +154,7 @@ fn use_target_authority<B>(request: &mut Request<B>) -> Option<Response> {
 /// `uri-host [ ":" port ]`, or empty (RFC 9112 §3.2: a target without an
 /// authority is sent with an empty Host).
 fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = if value.first() == Some(&b'[') {
+    let port = if value.first() == Some(&b'[') {
         // IP-literal: "[" IPv6address / IPvFuture "]"
         let Some(close) = value.iter().position(|&b| b == b']') else {
             return false;
@@ -167,20 +167,19 @@ fn valid_host(value: &[u8]) -> bool {
         {
             return false;
         }
-        (&value[..0], &value[close + 1..])
+        &value[close + 1..]
     } else {
-        match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &value[value.len()..]),
+        // One pass: the name up to a colon, then the port.
+        match value.iter().position(|&b| !REG_NAME_CHARS[usize::from(b)]) {
+            None => return true,
+            Some(end) => &value[end..],
         }
     };
-    let reg_name_ok = host.iter().all(|&b| REG_NAME_CHARS[usize::from(b)]);
-    let port_ok = match port.split_first() {
+    match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
-    };
-    reg_name_ok && port_ok
+    }
 }
 
 fn check_transfer_encoding<B>(request: &Request<B>) -> Option<Response> {
