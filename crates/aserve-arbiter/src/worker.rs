@@ -36,7 +36,8 @@ pub(crate) struct WorkerStart<'a> {
     pub(crate) heartbeat: heartbeat::Sender,
 }
 
-/// Runs the worker; returns its exit status.
+/// Runs the worker; returns its exit status, which the caller passes to
+/// `_exit` (see the master's invariants).
 pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     let WorkerStart {
         config,
@@ -103,6 +104,8 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
+    // The caller `_exit`s, which skips the interpreter's shutdown.
+    aserve_wsgi::flush_python_streams();
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -144,7 +147,7 @@ fn stop_signal(
 
 fn quick_exit(signal: &str) {
     tracing::info!("Worker received {signal}: stopping now");
-    std::process::exit(0);
+    crate::process::exit_worker(0);
 }
 
 /// Counts requests and signals when a worker has served its share
