@@ -3,6 +3,12 @@
 //!
 //! This is also the one place where the user's [`Config`] becomes the front
 //! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
+//!
+//! Invariants: the worker's main thread runs the reactor and holds the GIL
+//! only inside [`App::load`] and [`aserve_wsgi::flush_python_streams`], so
+//! the runtime is built, run and dropped with the GIL released; [`run`]
+//! returns its status to the master's `spawn`, which ends the process with
+//! `_exit` (a quick stop on SIGINT/SIGQUIT does the same at once).
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
