@@ -101,7 +101,7 @@ fn packaged_aserve_serves_with_two_workers_and_exits_0_on_term() {
 }
 
 #[test]
-fn packaged_app_dependencies_come_from_the_console_scripts_venv() {
+fn packaged_app_sees_its_venvs_dependencies_and_the_env_flag() {
     let Some(package) = package() else { return };
     // A "dependency" installed in the venv only, and an app outside it.
     std::fs::write(
@@ -114,10 +114,12 @@ fn packaged_app_dependencies_come_from_the_console_scripts_venv() {
     let app_dir = temp_dir("dependency");
     std::fs::write(
         app_dir.join("dependency_app.py"),
-        "import aserve_pkg_test_dependency as dep\n\
+        "import os\n\
+         import aserve_pkg_test_dependency as dep\n\
          def app(environ, start_response):\n\
          \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
-         \x20   return [dep.WHERE.encode()]\n",
+         \x20   flag = os.environ.get('ASERVE_PKG_FLAG')\n\
+         \x20   return [f'{dep.WHERE}\\n{flag}\\n'.encode()]\n",
     )
     .expect("write the app");
     let (server, addr) = serve(
@@ -125,17 +127,20 @@ fn packaged_app_dependencies_come_from_the_console_scripts_venv() {
         &[
             "--chdir",
             &app_dir.display().to_string(),
+            // The interpreter copied the environment before aserve ran:
+            // -e must reach os.environ all the same.
+            "-e",
+            "ASERVE_PKG_FLAG=set-by-e",
             "dependency_app:app",
         ],
     );
     let resp = get_tcp(addr, "/").expect("GET /");
     assert_eq!(resp.status, 200, "{}", resp.dump());
+    let text = resp.text();
+    let (dependency, flag) = text.split_once('\n').expect("two lines");
     let site = package.site_packages().display().to_string();
-    assert!(
-        resp.text().starts_with(&site),
-        "{} not in {site}",
-        resp.text()
-    );
+    assert!(dependency.starts_with(&site), "{dependency} not in {site}");
+    assert_eq!(flag, "set-by-e\n");
     let workers = children(server.pid());
     assert_stops_cleanly(server, &workers);
 }

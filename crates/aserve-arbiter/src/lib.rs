@@ -52,7 +52,7 @@ pub enum ArbiterError {
 /// otherwise), and without holding the GIL when this process runs Python.
 pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     process::ensure_single_threaded("start", false)?;
-    process::apply_env(&config);
+    process::apply_env(&config)?;
     if config.check_config {
         aserve_wsgi::App::load(&worker::wsgi_config(&config, config.workers > 1))?;
         tracing::info!("Configuration is valid and {} loads", config.app);

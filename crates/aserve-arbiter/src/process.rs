@@ -79,14 +79,14 @@ pub(crate) fn exit_worker(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Applies `-e KEY=VALUE` to this process, so workers and the app see it.
-pub(crate) fn apply_env(config: &Config) {
-    for (key, value) in &config.env {
-        // SAFETY: `run` checked that the master is the only thread (no
-        // runtime, no workers, no Python thread), so nothing can read the
-        // environment concurrently.
-        unsafe { std::env::set_var(key, value) };
+/// Applies `-e KEY=VALUE` to this process (and its interpreter's
+/// `os.environ`, if it runs Python), so workers and the app see it. `run`
+/// checked that the master is the only thread.
+pub(crate) fn apply_env(config: &Config) -> Result<(), aserve_wsgi::LoadError> {
+    if config.env.is_empty() {
+        return Ok(());
     }
+    aserve_wsgi::set_environment(&config.env)
 }
 
 /// Raises the open-file soft limit to the hard limit: every connection is

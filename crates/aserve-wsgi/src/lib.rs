@@ -174,6 +174,31 @@ pub fn fork_with_interpreter<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) 
     })
 }
 
+/// Sets `-e KEY=VALUE` variables for this process. When the process runs
+/// Python they go through `os.environ` (which also calls `putenv`): the
+/// interpreter copied the environment when it started — under the
+/// package, before aserve ran — so a plain `setenv` would not reach the
+/// app. The caller must be the process's only thread.
+pub fn set_environment(vars: &[(String, String)]) -> Result<(), LoadError> {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        for (key, value) in vars {
+            // SAFETY: the caller is the process's only thread, so nothing
+            // reads the environment concurrently.
+            unsafe { std::env::set_var(key, value) };
+        }
+        return Ok(());
+    }
+    Python::attach(|py| {
+        let environ = py.import("os")?.getattr("environ")?;
+        for (key, value) in vars {
+            environ.set_item(key, value)?;
+        }
+        Ok(())
+    })
+    .map_err(|e: PyErr| LoadError(format!("cannot set the environment (-e): {e}")))
+}
+
 /// The interpreter aserve runs on, as `--version` shows it:
 /// `CPython 3.11.7`. Initialises the embedded interpreter if this process
 /// has none yet.
