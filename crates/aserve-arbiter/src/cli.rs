@@ -84,7 +84,7 @@ fn command_line(e: &clap::Error) -> i32 {
 }
 
 /// `aserve 0.1.0 (CPython 3.11.7)`.
-pub fn version() -> String {
+fn version() -> String {
     format!(
         "aserve {} ({})",
         env!("CARGO_PKG_VERSION"),
