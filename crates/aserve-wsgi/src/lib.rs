@@ -150,13 +150,6 @@ pub fn fork_with_interpreter<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) 
     if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
         return fork();
     }
-    // SAFETY: PyGILState_Check may be called whenever the interpreter is
-    // initialised (checked above).
-    debug_assert_eq!(
-        unsafe { pyo3::ffi::PyGILState_Check() },
-        0,
-        "fork_with_interpreter called with the GIL held"
-    );
     Python::attach(|_py| {
         // SAFETY: the GIL is held (the `Python` token), as the fork hooks
         // require; BeforeFork is paired with exactly one AfterFork call in
