@@ -1,6 +1,7 @@
 """The quick-start app: hello world, an environ dump, and an echo.
 
-    cargo run --release -- --chdir examples hello:app
+    .venv/bin/aserve --chdir examples hello:app         # after: pip install .
+    cargo run --release -- --chdir examples hello:app   # the embedding binary
 """
 
 import json

@@ -16,6 +16,7 @@ mod file_wrapper;
 mod frameworks;
 mod input;
 mod limits;
+mod packaging;
 mod process;
 mod protocol;
 mod proxy;

@@ -457,6 +457,24 @@ fn preload_of_a_broken_app_fails_before_any_worker_starts() {
 }
 
 #[test]
+fn preload_of_an_app_that_starts_a_thread_refuses_to_fork() {
+    let cmd = Server::builder("thread_at_import_app:app")
+        .args(["-w", "2", "--preload"])
+        .command();
+    let run = run_to_exit(cmd, EXIT);
+    assert_failed_early(&run);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("refusing to fork a worker: the master process has 2 threads"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--preload"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("refusing").count(), 1, "{}", run.stderr);
+}
+
+#[test]
 fn worker_that_cannot_boot_stops_the_master_with_status_1() {
     let cmd = Server::builder("import_error_app:app")
         .args(["-w", "2"])

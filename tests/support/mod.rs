@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod load;
+pub mod package;
 pub mod procs;
 pub mod proxy;
 pub mod venv;

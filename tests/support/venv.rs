@@ -34,7 +34,7 @@ pub fn framework_venv() -> PathBuf {
 /// The cargo target directory: the binary under test lives in
 /// `<target>/<profile>/aserve`, which honours `CARGO_TARGET_DIR` and
 /// `build.target-dir` alike.
-fn target_dir() -> PathBuf {
+pub(super) fn target_dir() -> PathBuf {
     let bin = super::aserve_bin();
     bin.parent()
         .and_then(Path::parent)
@@ -64,7 +64,7 @@ fn describe(what: &str, out: &Output) -> String {
     )
 }
 
-fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
+pub(super) fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()

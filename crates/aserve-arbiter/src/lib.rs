@@ -6,10 +6,17 @@
 //! forks workers that inherit the listeners. Each worker ([`worker`]) runs
 //! its own tokio runtime, WSGI app and thread pool.
 //!
+//! [`cli::main`] is aserve's one entry point around [`run`]: the `aserve`
+//! binary and the Python package (`aserve._native.main(sys.argv)`) both
+//! hand it their command line.
+//!
 //! This crate never parses HTTP and never touches Python objects: it wires
 //! the [`aserve_http`] front end to the [`aserve_wsgi`] handler, in as many
-//! processes as asked.
+//! processes as asked. The master may run inside a Python process (the
+//! package's console script); it then runs with the GIL released, and takes
+//! it only through [`aserve_wsgi`] (app import, fork hooks).
 
+pub mod cli;
 mod heartbeat;
 mod listen;
 pub mod logging;
@@ -40,8 +47,12 @@ pub enum ArbiterError {
 
 /// Runs aserve with `config` until it is told to stop; returns the exit
 /// status. `reload` re-reads the configuration on SIGHUP.
+///
+/// Must be called on the process's only thread (it checks, and refuses
+/// otherwise), and without holding the GIL when this process runs Python.
 pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
-    process::apply_env(&config);
+    process::ensure_single_threaded("start", false)?;
+    process::apply_env(&config)?;
     if config.check_config {
         aserve_wsgi::App::load(&worker::wsgi_config(&config, config.workers > 1))?;
         tracing::info!("Configuration is valid and {} loads", config.app);

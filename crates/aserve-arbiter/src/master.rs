@@ -1,9 +1,22 @@
 //! The master process: forks workers and keeps them healthy.
 //!
 //! Invariants:
-//! - the master is single-threaded and never starts a tokio runtime; it
-//!   initialises Python only for `--preload`. That is what makes `fork()`
-//!   safe here;
+//! - the master is single-threaded and never starts a tokio runtime. That is
+//!   what makes `fork()` safe here; it is checked before every fork (a
+//!   thread started by Python code, a `sitecustomize.py` or a preloaded
+//!   app, makes the master refuse to fork and stop, rather than fork
+//!   workers that could deadlock);
+//! - the master may live inside a Python process (the package's console
+//!   script) or embed Python itself (`--preload` in the `aserve` binary);
+//!   either way this loop runs with the GIL released, and the GIL is taken
+//!   only around the app's import (`--preload`) and around `fork()`, with
+//!   CPython's fork hooks ([`aserve_wsgi::fork_with_interpreter`]). The
+//!   master never calls Python's `signal` module: its signals come from a
+//!   signalfd (`signals.rs`);
+//! - a forked worker never returns from [`Master::spawn`]: it ends with
+//!   `_exit` ([`crate::process::exit_worker`]), so it never unwinds into
+//!   the master's stack (the console script's Python frames) and no
+//!   `atexit` handler runs twice;
 //! - every child is in `workers` from `fork()` until `waitpid()` reaps it;
 //! - "current" workers are those of the latest generation (a reload starts a
 //!   new one) that are not retiring; each tick brings their number to
@@ -281,6 +294,9 @@ impl Master {
             .map(|(&pid, w)| (pid, w.spawned, w.booted))
             .collect();
         for _ in current.len()..self.target {
+            if self.stopping.is_some() {
+                break; // A refused fork stops the master.
+            }
             self.spawn();
         }
         if current.len() > self.target {
@@ -364,17 +380,24 @@ impl Master {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) =
+            crate::process::ensure_single_threaded("fork a worker", self.preloaded.is_some())
+        {
+            tracing::error!("{e}");
+            self.exit_code = 1;
+            self.stop(Stop::Quick);
+            return;
+        }
         let master_pid = nix::unistd::getpid();
         let (read, write) = match heartbeat::pipe() {
             Ok(pipe) => pipe,
             Err(e) => return tracing::error!("cannot create a worker pipe: {e}"),
         };
         let forked = aserve_wsgi::fork_with_interpreter(
-            // SAFETY: the master is single-threaded (see the module
-            // invariants), so the child may run arbitrary code. With
-            // --preload, threads started by the app's import do not exist in
-            // the child; CPython's fork hooks (run around this call) reset
-            // the interpreter's own state for that.
+            // SAFETY: the master is single-threaded (checked just above; see
+            // the module invariants), so the child may run arbitrary code.
+            // CPython's fork hooks (run around this call) reset the
+            // interpreter's own state in the child.
             || unsafe { nix::unistd::fork() },
             |forked| matches!(forked, Ok(ForkResult::Child)),
         );
@@ -386,7 +409,7 @@ impl Master {
                 // died before this line, the parent is already someone else.
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
                 if nix::unistd::getppid() != master_pid {
-                    std::process::exit(0);
+                    crate::process::exit_worker(0);
                 }
                 self.signals.restore_mask_in_child();
                 let start = WorkerStart {
@@ -396,7 +419,7 @@ impl Master {
                     app: self.preloaded.take(),
                     heartbeat: heartbeat::Sender::new(write),
                 };
-                std::process::exit(worker::run(start));
+                crate::process::exit_worker(worker::run(start));
             }
             Ok(ForkResult::Parent { child }) => {
                 let now = Instant::now();

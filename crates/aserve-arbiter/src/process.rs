@@ -1,7 +1,9 @@
 //! Process-wide set-up in the master: environment (`-e`), the process name
 //! (`-n`), the pid file (`--pid`) and dropping privileges (`--user`,
 //! `--group`). All of it runs before any worker is forked, while the master
-//! is still the only thread.
+//! is still the only thread ([`ensure_single_threaded`] checks that, at
+//! start and before every fork). Also how a worker process ends
+//! ([`exit_worker`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,16 +21,72 @@ pub enum ProcessError {
         account: String,
         reason: String,
     },
+    #[error(
+        "refusing to {stage}: the master process has {threads} threads and must have only \
+         one (fork copies just the calling thread, so a worker could deadlock on a lock \
+         another thread held); a thread was started in the master, most likely by a \
+         sitecustomize.py, usercustomize.py or .pth file on sys.path{preload}: start it in \
+         the workers instead"
+    )]
+    Threads {
+        stage: &'static str,
+        threads: usize,
+        preload: &'static str,
+    },
 }
 
-/// Applies `-e KEY=VALUE` to this process, so workers and the app see it.
-pub(crate) fn apply_env(config: &Config) {
-    for (key, value) in &config.env {
-        // SAFETY: the master is single-threaded at this point (no runtime,
-        // no workers, Python not started), so nothing can read the
-        // environment concurrently.
-        unsafe { std::env::set_var(key, value) };
+/// Checks that this process has exactly one thread, the master's: signals
+/// are blocked per thread (see `signals.rs`), `-e` sets the environment
+/// with no lock, and `fork()` copies only the calling thread. `stage` says
+/// what is refused ("start", "fork a worker"). A process whose thread count
+/// cannot be read (no /proc) passes, with a warning.
+pub(crate) fn ensure_single_threaded(
+    stage: &'static str,
+    preload: bool,
+) -> Result<(), ProcessError> {
+    match std::fs::read_dir("/proc/self/task") {
+        Ok(tasks) => match tasks.count() {
+            0 | 1 => Ok(()),
+            threads => Err(ProcessError::Threads {
+                stage,
+                threads,
+                preload: if preload {
+                    ", or by the app's import (--preload)"
+                } else {
+                    ""
+                },
+            }),
+        },
+        Err(e) => {
+            tracing::warn!(
+                "cannot count the master's threads (/proc/self/task: {e}); forking anyway"
+            );
+            Ok(())
+        }
     }
+}
+
+/// Ends a worker process with `_exit(code)`, never `exit()`: the worker is
+/// a fork of the master, which may be a Python process (the package's
+/// console script), so `exit()` would run the C `atexit` handlers and
+/// library destructors the master registered, in a process whose other
+/// threads (the Python pool) are still running. Rust's buffered stdout is
+/// flushed first; Python's own `sys.stdout` is the caller's to flush.
+pub(crate) fn exit_worker(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: `_exit` only ends the process; it touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Applies `-e KEY=VALUE` to this process (and its interpreter's
+/// `os.environ`, if it runs Python), so workers and the app see it. `run`
+/// checked that the master is the only thread.
+pub(crate) fn apply_env(config: &Config) -> Result<(), aserve_wsgi::LoadError> {
+    if config.env.is_empty() {
+        return Ok(());
+    }
+    aserve_wsgi::set_environment(&config.env)
 }
 
 /// Raises the open-file soft limit to the hard limit: every connection is

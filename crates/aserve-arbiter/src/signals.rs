@@ -3,7 +3,10 @@
 //! The handled signals are blocked for normal delivery, so they arrive as
 //! data in the master's event loop (never as a handler interrupting it) and
 //! no signal-handling state exists for a forked worker to inherit: the
-//! worker restores the original mask and installs its own handlers.
+//! worker restores the original mask and installs its own handlers. When
+//! the master stops, dropping [`MasterSignals`] restores the mask too, so
+//! a Python caller of the entry point gets its process back as it was
+//! (Ctrl-C raises `KeyboardInterrupt` again).
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -60,6 +63,12 @@ impl MasterSignals {
     /// In a forked worker: the signal mask the process started with, so the
     /// worker's own handlers (tokio's) receive its signals.
     pub(crate) fn restore_mask_in_child(&self) {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous_mask), None);
+    }
+}
+
+impl Drop for MasterSignals {
+    fn drop(&mut self) {
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous_mask), None);
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! This is also the one place where the user's [`Config`] becomes the front
 //! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
+//!
+//! Invariants: the worker's main thread runs the reactor and holds the GIL
+//! only inside [`App::load`] and [`aserve_wsgi::flush_python_streams`], so
+//! the runtime is built, run and dropped with the GIL released; [`run`]
+//! returns its status to the master's `spawn`, which ends the process with
+//! `_exit` (a quick stop on SIGINT/SIGQUIT does the same at once).
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -36,7 +42,8 @@ pub(crate) struct WorkerStart<'a> {
     pub(crate) heartbeat: heartbeat::Sender,
 }
 
-/// Runs the worker; returns its exit status.
+/// Runs the worker; returns its exit status, which the caller passes to
+/// `_exit` (see the master's invariants).
 pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     let WorkerStart {
         config,
@@ -103,6 +110,8 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
+    // The caller `_exit`s, which skips the interpreter's shutdown.
+    aserve_wsgi::flush_python_streams();
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -144,7 +153,7 @@ fn stop_signal(
 
 fn quick_exit(signal: &str) {
     tracing::info!("Worker received {signal}: stopping now");
-    std::process::exit(0);
+    crate::process::exit_worker(0);
 }
 
 /// Counts requests and signals when a worker has served its share

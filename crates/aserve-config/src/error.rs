@@ -9,9 +9,10 @@ use figment::{Metadata, Profile};
 
 use crate::layers;
 
-/// A configuration error. The binary prints it after `aserve: error: ` and
-/// exits with status 2, except [`ConfigError::CommandLine`], which is clap's
-/// own (its `exit()` also handles `--help` and `--version`).
+/// A configuration error. The entry point prints it after `aserve: error: `
+/// and exits with status 2, except [`ConfigError::CommandLine`], which is
+/// clap's own (printed as clap prints it, with clap's exit code; it also
+/// carries `--help` and `--version`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The command line itself is malformed: clap's error, unchanged.

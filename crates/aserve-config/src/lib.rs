@@ -13,9 +13,11 @@
 //!    and on failure reported in one line naming the key and the source its
 //!    value came from.
 //!
-//! Nothing downstream ever re-parses a string. [`Config::load`] is the entry
-//! point for the binary; [`Config::load_from`] is the same without touching
-//! the process, for tests. The list of settings is `SETTINGS` in `settings.rs`;
+//! Nothing downstream ever re-parses a string. [`Config::load_args`] is the
+//! entry point (the command line is given, since the Python package hands
+//! over `sys.argv`; the environment and working directory are the
+//! process's); [`Config::load_from`] is the same without touching the
+//! process, for tests. The list of settings is `SETTINGS` in `settings.rs`;
 //! `docs/configuration.md` documents each one.
 //!
 //! This crate knows nothing of sockets or Python: it only describes what the
@@ -49,13 +51,19 @@ pub use error::{ConfigError, Origin};
 const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "VIRTUAL_ENV", "SCRIPT_NAME"];
 
 impl Config {
-    /// Loads the configuration from the process: `std::env::args_os()`, the
-    /// environment, and `./aserve.toml` in the working directory.
+    /// Loads the configuration from the command line `args` (program name
+    /// first: `std::env::args_os()`, or the Python package's `sys.argv`),
+    /// the process's environment, and `./aserve.toml` in the working
+    /// directory. SIGHUP calls it again with the same `args`.
     ///
-    /// On [`ConfigError::CommandLine`] the caller should call clap's
-    /// `exit()`, which prints help, the version or clap's error as clap
-    /// does.
-    pub fn load() -> Result<Self, ConfigError> {
+    /// On [`ConfigError::CommandLine`] the caller should print clap's error
+    /// (`print()`, then exit with `exit_code()`): that is help, the version
+    /// or clap's usage error, as clap shows them.
+    pub fn load_args<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
         let mut env = BTreeMap::new();
         for (var, value) in std::env::vars_os() {
             let Some(var) = var.to_str() else { continue };
@@ -70,7 +78,7 @@ impl Config {
             };
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        Self::load_from(std::env::args_os(), &env, &cwd)
+        Self::load_from(args, &env, &cwd)
     }
 
     /// Loads the configuration from explicit inputs: `args` with the program

@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 /// One instance per worker, shared by every request (PEP 3333 allows it).
 /// Partial lines are held until their newline or `flush()`.
@@ -39,7 +40,10 @@ impl ErrorStream {
 
     fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
         for line in lines.try_iter()? {
-            self.write(line?.extract::<&str>()?);
+            let line = line?;
+            // to_cow, not to_str: the same borrow, and it also builds
+            // against the limited API of Python 3.9 (abi3).
+            self.write(&line.cast::<PyString>()?.to_cow()?);
         }
         Ok(())
     }

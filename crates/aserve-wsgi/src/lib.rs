@@ -1,8 +1,10 @@
 //! aserve's WSGI bridge: runs a PEP 3333 application behind the HTTP front
 //! end's [`Handler`] seam.
 //!
-//! It owns the embedded interpreter (initialised once per process, in the
-//! worker), the app loading, the `environ` dict, `start_response`,
+//! It owns the interpreter: the one of the Python process that started
+//! aserve (the package's console script), or one it embeds, initialised on
+//! first use (in the worker, or in the master for `--preload`). It owns the
+//! app loading, the `environ` dict, `start_response`,
 //! `wsgi.input`, `wsgi.errors`, `wsgi.file_wrapper`, and the pool of Python
 //! threads that run requests. It never names a socket: requests arrive as
 //! [`aserve_http::Request`]s and leave as [`aserve_http::Response`]s.
@@ -137,6 +139,12 @@ impl App {
 /// `os.fork()` does when this process has an interpreter: with CPython's
 /// fork hooks around it, so the child's interpreter state (the GIL, thread
 /// states, import locks) is valid. Without an interpreter it just forks.
+///
+/// The calling thread must not hold the GIL (the master runs with it
+/// released, also inside the package's console script, which hands over
+/// with `detach`): it is taken here for the fork only, and released again
+/// in both processes on return. The caller checks that it is the process's
+/// only thread; this function runs no Python code.
 pub fn fork_with_interpreter<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) -> bool) -> T {
     // SAFETY: Py_IsInitialized may be called at any time.
     if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
@@ -157,6 +165,64 @@ pub fn fork_with_interpreter<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) 
         }
         forked
     })
+}
+
+/// Sets `-e KEY=VALUE` variables for this process. When the process runs
+/// Python they go through `os.environ` (which also calls `putenv`): the
+/// interpreter copied the environment when it started — under the
+/// package, before aserve ran — so a plain `setenv` would not reach the
+/// app. The caller must be the process's only thread.
+pub fn set_environment(vars: &[(String, String)]) -> Result<(), LoadError> {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        for (key, value) in vars {
+            // SAFETY: the caller is the process's only thread, so nothing
+            // reads the environment concurrently.
+            unsafe { std::env::set_var(key, value) };
+        }
+        return Ok(());
+    }
+    Python::attach(|py| {
+        let environ = py.import("os")?.getattr("environ")?;
+        for (key, value) in vars {
+            environ.set_item(key, value)?;
+        }
+        Ok(())
+    })
+    .map_err(|e: PyErr| LoadError(format!("cannot set the environment (-e): {e}")))
+}
+
+/// The interpreter aserve runs on, as `--version` shows it:
+/// `CPython 3.11.7`. Initialises the embedded interpreter if this process
+/// has none yet.
+pub fn interpreter_version() -> String {
+    Python::initialize();
+    Python::attach(|py| {
+        let platform = py.import("platform")?;
+        let name: String = platform.call_method0("python_implementation")?.extract()?;
+        let version: String = platform.call_method0("python_version")?.extract()?;
+        Ok::<_, PyErr>(format!("{name} {version}"))
+    })
+    .unwrap_or_else(|_| format!("Python {}", Python::version_str()))
+}
+
+/// Flushes Python's `sys.stdout` and `sys.stderr`, for a worker about to
+/// `_exit` (which skips the interpreter's own shutdown): what the app
+/// printed is not lost. Does nothing in a process without an interpreter.
+pub fn flush_python_streams() {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return;
+    }
+    Python::attach(|py| {
+        for name in ["stdout", "stderr"] {
+            if let Ok(stream) = py.import("sys").and_then(|sys| sys.getattr(name))
+                && !stream.is_none()
+            {
+                let _ = stream.call_method0("flush");
+            }
+        }
+    });
 }
 
 /// Serves requests with a loaded WSGI app.

@@ -39,15 +39,22 @@ def prepare_path(cwd, pythonpath, virtualenv):
 
 
 def _virtualenv_site_packages(venv):
+    """The sys.path entries of venv's site-packages (its .pth files included).
+
+    When aserve runs from the package, the interpreter is usually that
+    virtualenv's own: its site-packages are on sys.path already.
+    """
     if not os.path.isdir(venv):
         raise AppLoadError(f"virtualenv {venv!r} is not a directory")
+    if os.path.realpath(venv) == os.path.realpath(sys.prefix):
+        return []
     version = "python%d.%d" % sys.version_info[:2]
     candidates = glob.glob(os.path.join(venv, "lib", version, "site-packages"))
     if not candidates:
         found = ", ".join(sorted(os.listdir(os.path.join(venv, "lib")))) if os.path.isdir(os.path.join(venv, "lib")) else "nothing"
         raise AppLoadError(
             f"virtualenv {venv!r} has no lib/{version}/site-packages "
-            f"(aserve embeds Python {sys.version_info[0]}.{sys.version_info[1]}; found {found})"
+            f"(aserve runs on Python {sys.version_info[0]}.{sys.version_info[1]}; found {found})"
         )
     before = list(sys.path)
     # addsitedir also processes .pth files (editable installs, namespace packages).

@@ -288,7 +288,8 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     let status = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
     })?;
-    let (status, reason) = parse_status(status.to_str()?)?;
+    // to_cow borrows as to_str does; it also builds for abi3-py39.
+    let (status, reason) = parse_status(&status.to_cow()?)?;
     let mut head = Head {
         status,
         reason,
@@ -337,10 +338,10 @@ fn add_header(head: &mut Head, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>
             type_name(value)
         )));
     };
-    let (name, value) = (name.to_str()?, value.to_str()?);
+    let (name, value) = (name.to_cow()?, value.to_cow()?);
     let header = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
-    let value_bytes = latin1(value, "header value")?;
+    let value_bytes = latin1(&value, "header value")?;
     let value = HeaderValue::from_bytes(&value_bytes).map_err(|_| {
         PyValueError::new_err(format!("invalid value for header {name:?}: {value:?}"))
     })?;
