@@ -3,7 +3,8 @@
 //! `support/package.rs`), run through its console script by full path with
 //! no venv activated, and through `python -m aserve`.
 //!
-//! The rest of the suite still runs the `aserve` binary; both start through
+//! The rest of the suite runs the same console script (`support::aserve_bin`)
+//! unless `ASERVE_SKIP_PACKAGING` is set; it and the binary start through
 //! the same `aserve_arbiter::cli::main`.
 
 use std::net::SocketAddr;

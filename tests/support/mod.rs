@@ -25,9 +25,14 @@ use std::time::{Duration, Instant};
 /// How long a server may take to print `Listening at:`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Path of the `aserve` binary under test.
+/// The `aserve` under test: the console script of the installed package
+/// (see [`package`]), as users run it; the cargo-built binary only when
+/// `ASERVE_SKIP_PACKAGING` is set.
 pub fn aserve_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_aserve"))
+    match package::package() {
+        Some(package) => package.aserve(),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_aserve")),
+    }
 }
 
 /// Directory holding the test apps.

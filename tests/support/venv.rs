@@ -35,7 +35,9 @@ pub fn framework_venv() -> PathBuf {
 /// `<target>/<profile>/aserve`, which honours `CARGO_TARGET_DIR` and
 /// `build.target-dir` alike.
 pub(super) fn target_dir() -> PathBuf {
-    let bin = super::aserve_bin();
+    // The cargo-built binary, not `aserve_bin()`: that may be the package,
+    // which is built into this very directory.
+    let bin = Path::new(env!("CARGO_BIN_EXE_aserve"));
     bin.parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
