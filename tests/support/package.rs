@@ -16,13 +16,13 @@
 //! Within one test process a `OnceLock` makes the work happen once; across
 //! processes an exclusive lock on `target/pkg.lock` serialises it.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::venv::{run, target_dir};
+use super::venv::{file_lock, run, target_dir};
 
 /// The maturin that builds the wheel (also `pyproject.toml`'s lower bound).
 const MATURIN: &str = "maturin==1.16.0";
@@ -103,13 +103,8 @@ pub fn package() -> Option<&'static Package> {
 
 fn build() -> Result<Package, String> {
     let target = target_dir();
-    fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-    let lock_path = target.join("pkg.lock");
-    let lock =
-        File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
     // Blocks while another test process builds; released on drop.
-    lock.lock()
-        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    let _lock = file_lock(&target, "pkg.lock")?;
 
     let maturin = tools(&target)?;
     let started = Instant::now();

@@ -156,14 +156,9 @@ fn install() -> Result<Tools, String> {
     if let Some(tools) = find_tools() {
         return Ok(tools);
     }
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    let lock_path = tmp.join("proxy-install.lock");
-    let lock =
-        File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
     // Blocks while another test process installs; released on drop.
-    lock.lock()
-        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    let _lock =
+        super::venv::file_lock(Path::new(env!("CARGO_TARGET_TMPDIR")), "proxy-install.lock")?;
     if let Some(tools) = find_tools() {
         return Ok(tools);
     }

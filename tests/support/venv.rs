@@ -66,6 +66,18 @@ fn describe(what: &str, out: &Output) -> String {
     )
 }
 
+/// An exclusive lock on `dir/name` (the directory is made if missing),
+/// held until the returned file is dropped: one test process at a time sets
+/// up what all of them share.
+pub(super) fn file_lock(dir: &Path, name: &str) -> Result<File, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let path = dir.join(name);
+    let lock = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(lock)
+}
+
 pub(super) fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
     let out = cmd
         .stdin(Stdio::null())
@@ -103,13 +115,8 @@ fn build() -> Result<PathBuf, String> {
         fs::read(&req_path).map_err(|e| format!("read {}: {e}", req_path.display()))?;
     let stamp = expected_stamp(&requirements)?;
 
-    fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-    let lock_path = target.join("test-venv.lock");
-    let lock =
-        File::create(&lock_path).map_err(|e| format!("create {}: {e}", lock_path.display()))?;
     // Blocks while another test process builds the venv; released on drop.
-    lock.lock()
-        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    let _lock = file_lock(&target, "test-venv.lock")?;
 
     if fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == stamp) {
         return Ok(venv);
