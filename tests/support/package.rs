@@ -132,13 +132,7 @@ fn build() -> Result<Package, String> {
 
     let started = Instant::now();
     let venv = target.join("pkg-venv");
-    run(
-        "python3 -m venv --clear",
-        Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv)
-            .env_remove("VIRTUAL_ENV"),
-    )?;
+    fresh_venv(&venv)?;
     run(
         "pip install --no-index (the aserve wheel)",
         pip(&venv)
@@ -147,6 +141,18 @@ fn build() -> Result<Package, String> {
     )?;
     eprintln!("aserve wheel installed in {:.1?}", started.elapsed());
     Ok(Package { venv })
+}
+
+/// An empty virtualenv of `python3` at `dir`, replacing what was there.
+fn fresh_venv(dir: &Path) -> Result<(), String> {
+    run(
+        &format!("python3 -m venv --clear {}", dir.display()),
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(dir)
+            .env_remove("VIRTUAL_ENV"),
+    )
+    .map(drop)
 }
 
 /// `target/pkg-tools` with [`MATURIN`]; returns the maturin executable.
@@ -162,13 +168,7 @@ fn tools(target: &Path) -> Result<PathBuf, String> {
         return Ok(maturin);
     }
     let started = Instant::now();
-    run(
-        "python3 -m venv --clear (build tools)",
-        Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv)
-            .env_remove("VIRTUAL_ENV"),
-    )?;
+    fresh_venv(&venv)?;
     run(
         "pip install maturin",
         pip(&venv).arg("install").arg(MATURIN),

@@ -20,13 +20,14 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Server;
 use super::http::Conn;
+use super::venv::describe;
 
 /// How long a proxy may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,15 +89,6 @@ fn find_tools() -> Option<Tools> {
         nginx: find("nginx")?,
         haproxy: find("haproxy")?,
     })
-}
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `apt-get ARGS` non-interactively, waiting for a dpkg lock held by

@@ -57,7 +57,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn describe(what: &str, out: &Output) -> String {
+pub(super) fn describe(what: &str, out: &Output) -> String {
     format!(
         "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
