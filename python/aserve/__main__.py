@@ -2,7 +2,7 @@
 
 import sys
 
-from aserve import _native
+from aserve import run
 
 if __name__ == "__main__":
-    sys.exit(_native.main(["python -m aserve", *sys.argv[1:]]))
+    run(["python -m aserve", *sys.argv[1:]])

@@ -13,8 +13,13 @@
 //! `ASERVE_SKIP_PACKAGING=1` skips the tests that need the package (each
 //! says so on stderr) for quick local runs; CI never sets it.
 //!
-//! Within one test process a `OnceLock` makes the work happen once; across
-//! processes an exclusive lock on `target/pkg.lock` serialises it.
+//! Two more builds, for `tests/packaging.rs` alone: [`flavours`], the
+//! release path (manylinux2014 wheels linked by zig, one per supported
+//! CPython, in `target/pkg-smoke`), and [`sdist`]. maturin and zig are
+//! pinned ([`MATURIN`], [`ZIG`]) in `target/pkg-tools`.
+//!
+//! Within one test process a `OnceLock` makes each build happen once;
+//! across processes an exclusive lock on `target/pkg.lock` serialises them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,18 +27,31 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::venv::{file_lock, run, target_dir};
+use super::venv::{file_lock, pinned_venv, run, target_dir};
 
 /// The maturin that builds the wheel (also `pyproject.toml`'s lower bound).
 const MATURIN: &str = "maturin==1.16.0";
+/// zig, from PyPI, as the linker of manylinux wheels (`maturin --zig`).
+const ZIG: &str = "ziglang==0.13.0";
 
 /// An installed `aserve` package.
 #[derive(Debug)]
 pub struct Package {
     venv: PathBuf,
+    wheel: PathBuf,
 }
 
 impl Package {
+    /// A package of `wheel` installed in `venv`.
+    pub fn new(venv: PathBuf, wheel: PathBuf) -> Self {
+        Self { venv, wheel }
+    }
+
+    /// The wheel this package was installed from.
+    pub fn wheel(&self) -> &Path {
+        &self.wheel
+    }
+
     /// The venv's console script, `.../pkg-venv/bin/aserve`: tests run it
     /// by this full path, with no venv activated.
     pub fn aserve(&self) -> PathBuf {
@@ -106,27 +124,10 @@ fn build() -> Result<Package, String> {
     // Blocks while another test process builds; released on drop.
     let _lock = file_lock(&target, "pkg.lock")?;
 
-    let maturin = tools(&target)?;
+    let tools = tools(&target)?;
     let started = Instant::now();
     let wheels = target.join("pkg-wheels");
-    if wheels.exists() {
-        fs::remove_dir_all(&wheels).map_err(|e| format!("remove {}: {e}", wheels.display()))?;
-    }
-    // Niced: the other end-to-end tests run meanwhile, some of them timed.
-    run(
-        "maturin build",
-        Command::new("nice")
-            .args(["-n", "10"])
-            .arg(&maturin)
-            .args(["build", "--profile", "dev", "--locked", "-i", "python3"])
-            .arg("--target-dir")
-            .arg(target.join("pkg"))
-            .arg("-o")
-            .arg(&wheels)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("VIRTUAL_ENV")
-            .env_remove("CARGO_TARGET_DIR"),
-    )?;
+    maturin_build(&tools, &["-i", "python3"], &target.join("pkg"), &wheels)?;
     let wheel = only_wheel(&wheels)?;
     eprintln!("aserve wheel built in {:.1?}", started.elapsed());
 
@@ -140,7 +141,7 @@ fn build() -> Result<Package, String> {
             .arg(&wheel),
     )?;
     eprintln!("aserve wheel installed in {:.1?}", started.elapsed());
-    Ok(Package { venv })
+    Ok(Package { venv, wheel })
 }
 
 /// An empty virtualenv of `python3` at `dir`, replacing what was there.
@@ -155,26 +156,86 @@ fn fresh_venv(dir: &Path) -> Result<(), String> {
     .map(drop)
 }
 
-/// `target/pkg-tools` with [`MATURIN`]; returns the maturin executable.
-fn tools(target: &Path) -> Result<PathBuf, String> {
+/// The build tools' venv, `target/pkg-tools`.
+#[derive(Debug)]
+pub struct Tools {
+    venv: PathBuf,
+}
+
+impl Tools {
+    fn maturin(&self) -> PathBuf {
+        self.venv.join("bin").join("maturin")
+    }
+
+    /// The venv's pip, with the venv's `bin` first on `PATH`: maturin's
+    /// PEP 517 backend runs the `maturin` it finds there (for builds
+    /// without build isolation).
+    pub fn pip(&self) -> Command {
+        let mut cmd = pip(&self.venv);
+        cmd.env("PATH", path_with(&self.venv.join("bin")));
+        cmd
+    }
+}
+
+/// `target/pkg-tools` with [`MATURIN`] and [`ZIG`], made or refreshed when
+/// the pins change.
+fn tools(target: &Path) -> Result<Tools, String> {
     let venv = target.join("pkg-tools");
-    let maturin = venv.join("bin").join("maturin");
-    let wanted = MATURIN.replace("==", " ");
-    let installed = Command::new(&maturin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == wanted);
-    if installed {
-        return Ok(maturin);
+    let stamp = venv.join("aserve-tools.stamp");
+    let wanted = format!("{MATURIN}\n{ZIG}\n");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(Tools { venv });
     }
     let started = Instant::now();
     fresh_venv(&venv)?;
     run(
-        "pip install maturin",
-        pip(&venv).arg("install").arg(MATURIN),
+        "pip install maturin ziglang",
+        pip(&venv).args(["install", MATURIN, ZIG]),
     )?;
-    eprintln!("{MATURIN} installed in {:.1?}", started.elapsed());
-    Ok(maturin)
+    fs::write(&stamp, &wanted).map_err(|e| format!("write {}: {e}", stamp.display()))?;
+    eprintln!("{MATURIN} and {ZIG} installed in {:.1?}", started.elapsed());
+    Ok(Tools { venv })
+}
+
+/// `maturin build --profile dev --locked ARGS` of the checkout into
+/// `wheels` (emptied first), with `cargo_target` as cargo's target dir.
+/// Niced: the other end-to-end tests run meanwhile, some of them timed.
+fn maturin_build(
+    tools: &Tools,
+    args: &[&str],
+    cargo_target: &Path,
+    wheels: &Path,
+) -> Result<(), String> {
+    if wheels.exists() {
+        fs::remove_dir_all(wheels).map_err(|e| format!("remove {}: {e}", wheels.display()))?;
+    }
+    run(
+        &format!("maturin build {}", args.join(" ")),
+        Command::new("nice")
+            .args(["-n", "10"])
+            .arg(tools.maturin())
+            .args(["build", "--profile", "dev", "--locked"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(cargo_target)
+            .arg("-o")
+            .arg(wheels)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // With --zig, maturin runs zig as `python3 -m ziglang`, with
+            // the `python3` on PATH: the tools venv's, where ziglang is.
+            .env("PATH", path_with(&tools.venv.join("bin")))
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("CARGO_TARGET_DIR"),
+    )
+    .map(drop)
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap_or_default()
 }
 
 /// `VENV/bin/python -m pip -q`, with no developer pip config leaking in.
@@ -208,5 +269,181 @@ fn only_wheel(dir: &Path) -> Result<PathBuf, String> {
             "expected one wheel in {}, found {wheels:?}",
             dir.display()
         )),
+    }
+}
+
+/// The CPython versions the package supports (`requires-python` and the
+/// classifiers in `pyproject.toml`): each gets its own wheel, smoke-tested.
+pub const SUPPORTED_PYTHONS: [&str; 5] = ["3.9", "3.10", "3.11", "3.12", "3.13"];
+
+/// One supported CPython and the manylinux wheel built for it.
+#[derive(Debug)]
+pub struct Flavour {
+    /// `3.X`.
+    pub minor: &'static str,
+    /// The interpreter (pyenv's on this machine kind).
+    pub python: PathBuf,
+    /// `aserve-*-cp3X-cp3X-manylinux_2_17_x86_64.manylinux2014_x86_64.whl`.
+    pub wheel: PathBuf,
+}
+
+/// A wheel for every [`SUPPORTED_PYTHONS`] entry, built once per test run
+/// the way a release is: one `maturin build --zig --compatibility
+/// manylinux2014` with every interpreter (`-i` each), so each wheel is
+/// linked against glibc 2.17's symbols by zig from PyPI and carries the
+/// manylinux2014 tag (maturin refuses to tag a wheel that needs newer
+/// symbols). Dev profile, in `target/pkg-smoke`: only pyo3 and the crates
+/// above it are rebuilt per interpreter. `None` under
+/// `ASERVE_SKIP_PACKAGING`.
+///
+/// # Panics
+/// If an interpreter is missing or a build fails.
+pub fn flavours() -> Option<&'static [Flavour]> {
+    if std::env::var_os("ASERVE_SKIP_PACKAGING").is_some() {
+        eprintln!("ASERVE_SKIP_PACKAGING is set: packaging test skipped");
+        return None;
+    }
+    static FLAVOURS: OnceLock<Result<Vec<Flavour>, String>> = OnceLock::new();
+    match FLAVOURS.get_or_init(build_flavours) {
+        Ok(flavours) => Some(flavours),
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+fn build_flavours() -> Result<Vec<Flavour>, String> {
+    let pythons = SUPPORTED_PYTHONS
+        .iter()
+        .map(|minor| cpython(minor).map(|python| (*minor, python)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = target_dir();
+    let _lock = file_lock(&target, "pkg.lock")?;
+    let tools = tools(&target)?;
+    let started = Instant::now();
+    let mut args = vec!["--zig", "--compatibility", "manylinux2014"];
+    for (_, python) in &pythons {
+        args.push("-i");
+        args.push(python.to_str().ok_or("non-UTF-8 interpreter path")?);
+    }
+    let wheels = target.join("pkg-smoke-wheels");
+    maturin_build(&tools, &args, &target.join("pkg-smoke"), &wheels)?;
+    eprintln!(
+        "{} manylinux wheels built in {:.1?}",
+        pythons.len(),
+        started.elapsed()
+    );
+    let built: Vec<PathBuf> = fs::read_dir(&wheels)
+        .map_err(|e| format!("list {}: {e}", wheels.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    pythons
+        .into_iter()
+        .map(|(minor, python)| {
+            let tag = format!("-cp{0}-cp{0}-", minor.replace('.', ""));
+            let wheel = built
+                .iter()
+                .find(|w| w.to_string_lossy().contains(&tag))
+                .ok_or_else(|| format!("no {tag} wheel among {built:?}"))?;
+            Ok(Flavour {
+                minor,
+                python,
+                wheel: wheel.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The CPython `3.X` of this machine: the newest `3.X.N` in pyenv's
+/// versions (`$PYENV_ROOT`, else `~/.pyenv`), else `python3.X` on `PATH`.
+pub fn cpython(minor: &str) -> Result<PathBuf, String> {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")));
+    let prefix = format!("{minor}.");
+    let newest = root
+        .and_then(|root| fs::read_dir(root.join("versions")).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((
+                patch,
+                entry.path().join("bin").join(format!("python{minor}")),
+            ))
+        })
+        .filter(|(_, python)| python.is_file())
+        .max();
+    if let Some((_, python)) = newest {
+        return Ok(python);
+    }
+    let on_path = PathBuf::from(format!("python{minor}"));
+    match Command::new(&on_path).arg("-V").output() {
+        Ok(out) if out.status.success() => Ok(on_path),
+        _ => Err(format!(
+            "CPython {minor} not found (pyenv versions, or python{minor} on PATH): \
+             the packaging tests need every supported Python, 3.9 to 3.13"
+        )),
+    }
+}
+
+/// The sdist, `maturin sdist` of the checkout, built once per test run into
+/// `target/pkg-sdist`. `None` under `ASERVE_SKIP_PACKAGING`.
+pub fn sdist() -> Option<&'static (Tools, PathBuf)> {
+    if std::env::var_os("ASERVE_SKIP_PACKAGING").is_some() {
+        eprintln!("ASERVE_SKIP_PACKAGING is set: packaging test skipped");
+        return None;
+    }
+    static SDIST: OnceLock<Result<(Tools, PathBuf), String>> = OnceLock::new();
+    let built = SDIST.get_or_init(|| {
+        let target = target_dir();
+        let _lock = file_lock(&target, "pkg.lock")?;
+        let tools = tools(&target)?;
+        let dir = target.join("pkg-sdist");
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+        }
+        run(
+            "maturin sdist",
+            Command::new(tools.maturin())
+                .arg("sdist")
+                .arg("-o")
+                .arg(&dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env_remove("VIRTUAL_ENV"),
+        )?;
+        let sdist = fs::read_dir(&dir)
+            .map_err(|e| format!("list {}: {e}", dir.display()))?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.to_string_lossy().ends_with(".tar.gz"))
+            .ok_or_else(|| format!("no .tar.gz in {}", dir.display()))?;
+        Ok((tools, sdist))
+    });
+    match built {
+        Ok(built) => Some(built),
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+impl Flavour {
+    /// A venv of this Python at `target/smoke-venvs/3.X` with the pinned
+    /// Flask of `tests/smoke-requirements.txt` (made once, reused while the
+    /// pins hold) and this wheel installed into it with `pip install
+    /// --no-index`, replacing the previous run's.
+    pub fn install(&self) -> Result<Package, String> {
+        let venv = target_dir().join("smoke-venvs").join(self.minor);
+        let requirements = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("smoke-requirements.txt");
+        pinned_venv(&self.python, &venv, &requirements, "import flask")?;
+        run(
+            &format!("pip install --no-index {}", self.wheel.display()),
+            pip(&venv)
+                .args(["install", "--no-index", "--no-deps", "--force-reinstall"])
+                .arg(&self.wheel),
+        )?;
+        Ok(Package::new(venv, self.wheel.clone()))
     }
 }

@@ -92,10 +92,10 @@ pub(super) fn run(what: &str, cmd: &mut Command) -> Result<Output, String> {
 
 /// What the stamp must say for the venv to be reused: the requirements
 /// hash and the exact interpreter the venv was made from.
-fn expected_stamp(requirements: &[u8]) -> Result<String, String> {
+fn expected_stamp(python: &Path, requirements: &[u8]) -> Result<String, String> {
     let out = run(
-        "python3 (interpreter identity)",
-        Command::new("python3").args([
+        &format!("{} (interpreter identity)", python.display()),
+        Command::new(python).args([
             "-c",
             "import sys; print(sys.version); print(sys.base_prefix)",
         ]),
@@ -109,32 +109,54 @@ fn expected_stamp(requirements: &[u8]) -> Result<String, String> {
 
 fn build() -> Result<PathBuf, String> {
     let target = target_dir();
-    let venv = target.join("test-venv");
-    let req_path = requirements_file();
-    let requirements =
-        fs::read(&req_path).map_err(|e| format!("read {}: {e}", req_path.display()))?;
-    let stamp = expected_stamp(&requirements)?;
+    pinned_venv(
+        Path::new("python3"),
+        &target.join("test-venv"),
+        &requirements_file(),
+        "import flask, django",
+    )
+}
+
+/// A venv of `python` at `venv` with the pinned `requirements` installed
+/// (then `import_check` run in it), reused while its stamp matches. Callers
+/// within one process serialise through their own `OnceLock`; across
+/// processes a lock file beside the venv does it.
+pub(super) fn pinned_venv(
+    python: &Path,
+    venv: &Path,
+    requirements: &Path,
+    import_check: &str,
+) -> Result<PathBuf, String> {
+    let pins =
+        fs::read(requirements).map_err(|e| format!("read {}: {e}", requirements.display()))?;
+    let stamp = expected_stamp(python, &pins)?;
+    let (Some(parent), Some(name)) = (venv.parent(), venv.file_name()) else {
+        return Err(format!("{} is not a venv path", venv.display()));
+    };
 
     // Blocks while another test process builds the venv; released on drop.
-    let _lock = file_lock(&target, "test-venv.lock")?;
+    let _lock = file_lock(parent, &format!("{}.lock", name.to_string_lossy()))?;
 
     if fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == stamp) {
-        return Ok(venv);
+        return Ok(venv.to_path_buf());
     }
 
     let started = std::time::Instant::now();
-    eprintln!("creating framework virtualenv at {} ...", venv.display());
+    eprintln!("creating virtualenv at {} ...", venv.display());
     if venv.exists() {
-        fs::remove_dir_all(&venv).map_err(|e| format!("remove stale {}: {e}", venv.display()))?;
+        fs::remove_dir_all(venv).map_err(|e| format!("remove stale {}: {e}", venv.display()))?;
     }
     run(
-        "python3 -m venv",
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        &format!("{} -m venv", python.display()),
+        Command::new(python)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .env_remove("VIRTUAL_ENV"),
     )?;
-    let python = venv.join("bin").join("python");
+    let venv_python = venv.join("bin").join("python");
     run(
-        "pip install -r tests/requirements.txt",
-        Command::new(&python)
+        &format!("pip install -r {}", requirements.display()),
+        Command::new(&venv_python)
             .args([
                 "-m",
                 "pip",
@@ -144,7 +166,7 @@ fn build() -> Result<PathBuf, String> {
                 "--no-input",
             ])
             .arg("-r")
-            .arg(&req_path)
+            .arg(requirements)
             // Never let the developer's pip config or an active venv leak in.
             .env("PIP_REQUIRE_VIRTUALENV", "0")
             .env_remove("PIP_USER")
@@ -152,12 +174,15 @@ fn build() -> Result<PathBuf, String> {
             .env_remove("PYTHONPATH")
             .env_remove("PYTHONHOME"),
     )?;
-    // The server adds this venv's site-packages; make sure it has the goods.
     run(
-        "import check (flask, django) in the new venv",
-        Command::new(&python).args(["-c", "import flask, django"]),
+        &format!("import check ({import_check}) in the new venv"),
+        Command::new(&venv_python).args(["-c", import_check]),
     )?;
     fs::write(venv.join(STAMP), &stamp).map_err(|e| format!("write stamp: {e}"))?;
-    eprintln!("framework virtualenv ready in {:.1?}", started.elapsed());
-    Ok(venv)
+    eprintln!(
+        "virtualenv {} ready in {:.1?}",
+        venv.display(),
+        started.elapsed()
+    );
+    Ok(venv.to_path_buf())
 }

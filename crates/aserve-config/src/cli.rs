@@ -117,8 +117,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATHS")]
     pub pythonpath: Option<String>,
 
-    /// Import the app's dependencies from this virtualenv.
-    /// Default: $VIRTUAL_ENV.
+    /// Also import the app's dependencies from this virtualenv (of the same
+    /// Python version). Not needed for the venv aserve is installed in.
     #[arg(long, value_name = "DIR")]
     pub virtualenv: Option<String>,
 

@@ -60,8 +60,8 @@ pub struct Config {
     pub chdir: Option<PathBuf>,
     /// Extra import paths, in order, put on `sys.path` before the app loads.
     pub pythonpath: Vec<PathBuf>,
-    /// Virtualenv whose site-packages the app imports from. Default is
-    /// $VIRTUAL_ENV.
+    /// Another virtualenv whose site-packages the app imports from (of the
+    /// running Python's version). No default: `$VIRTUAL_ENV` is not read.
     pub virtualenv: Option<PathBuf>,
     /// `SCRIPT_NAME` for every request: the path the app is mounted under.
     /// `''` or starts with `/`, never ends with one. Default is $SCRIPT_NAME.

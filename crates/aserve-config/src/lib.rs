@@ -48,7 +48,7 @@ pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget};
 pub use error::{ConfigError, Origin};
 
 /// Variables read besides `ASERVE_*`: defaults that platforms set.
-const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "VIRTUAL_ENV", "SCRIPT_NAME"];
+const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "SCRIPT_NAME"];
 
 impl Config {
     /// Loads the configuration from the command line `args` (program name

@@ -45,7 +45,7 @@ use Builtin::{Bool, Int, Str};
 
 /// Every setting, in `--print-config` order, with its built-in default.
 /// `None`: no default (`app`), or one that depends on the environment
-/// (`bind`, `workers`, `virtualenv`, `root_path`) or on another setting
+/// (`bind`, `workers`, `root_path`) or on another setting
 /// (`threads`), worked out in [`crate::validate`].
 pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("app", None),

@@ -3,7 +3,7 @@
 //! Each setting is looked up in the merged figment, read by a reader from
 //! [`crate::values`], and range-checked; a failure names the key and, via
 //! the value's figment tag, the source it came from. Settings whose default
-//! depends on the environment (`$PORT`, `$WEB_CONCURRENCY`, `$VIRTUAL_ENV`,
+//! depends on the environment (`$PORT`, `$WEB_CONCURRENCY`,
 //! `$SCRIPT_NAME`) or on another setting (`threads`) are resolved here.
 
 use std::collections::BTreeMap;
@@ -122,7 +122,7 @@ fn located(key: &'static str, origin: Origin, value: &Value, problem: Problem) -
 }
 
 /// Turns the merged layers into a [`Config`]. `env` is only consulted for
-/// the platform variables `PORT`, `WEB_CONCURRENCY`, `VIRTUAL_ENV` and
+/// the platform variables `PORT`, `WEB_CONCURRENCY` and
 /// `SCRIPT_NAME`.
 pub(crate) fn resolve(
     layered: Layered,
@@ -147,12 +147,10 @@ pub(crate) fn resolve(
             .platform("WEB_CONCURRENCY", "workers", |v| values::count(v, 1))?
             .unwrap_or(1),
     };
-    let virtualenv = match r.path("virtualenv")? {
-        Some(dir) => Some(dir),
-        None => r.platform("VIRTUAL_ENV", "virtualenv", |v| {
-            values::string(v).map(PathBuf::from)
-        })?,
-    };
+    // No `$VIRTUAL_ENV` fallback: the app runs in the interpreter that runs
+    // the console script, with that venv's packages; a venv activated in the
+    // shell may belong to another Python (and gunicorn ignores it too).
+    let virtualenv = r.path("virtualenv")?;
     let root_path = match r.get("root_path", root_path)? {
         Some(path) => path,
         None => r

@@ -89,7 +89,8 @@ fn platform_variables_are_fallbacks() {
     let c = s.ok(&["m"]);
     assert_eq!(c.binds, [tcp("0.0.0.0", 5000)]);
     assert_eq!(c.workers, 4);
-    assert_eq!(c.virtualenv, Some(PathBuf::from("/venv")));
+    // An activated venv is not a setting: the interpreter is the package's.
+    assert_eq!(c.virtualenv, None);
     assert_eq!(c.root_path, "/mount");
     let s = s
         .env("ASERVE_ROOT_PATH", "/api/")
