@@ -300,7 +300,7 @@ def main():
         reference = reference if os.path.exists(reference) else None
         h.notes.append(f"aserve is {aserve_bin} (--aserve-bin), not built from this tree")
     elif args.no_build:
-        aserve_bin = os.path.join(target, "bench-bin", "aserve")
+        aserve_bin = setup_env.package_script(target)
         reference = os.path.join(target, "bench-bin", "reference")
         if not os.path.exists(aserve_bin):
             sys.exit(f"--no-build: {aserve_bin} is missing; run once without --no-build")

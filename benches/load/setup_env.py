@@ -1,5 +1,5 @@
-"""What the harness needs before it measures anything: the two Rust
-binaries, the peers' virtualenv, wrk, and a description of the machine."""
+"""What the harness needs before it measures anything: aserve (the Python
+package, built and installed) and the reference binary, the peers' virtualenv, wrk, and a description of the machine."""
 
 import hashlib
 import json
@@ -19,40 +19,75 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+MATURIN = "maturin==1.16.0"  # as tests/support/package.rs
+
+
 def build(repo):
-    """Build aserve and the reference example in release mode, then copy
-    both to target/bench-bin so a rebuild by someone else in the middle of a
-    run cannot swap the binary under test. A failed build falls back to the
-    binary already there, with a note. Returns (aserve_bin, reference_bin or
-    None, notes)."""
+    """Build aserve the way users get it, a release wheel of the Python
+    package for the interpreter running this script, installed into a venv
+    of its own (target/bench-bin/aserve-venv), and the reference example
+    in release mode, copied to target/bench-bin: a rebuild by someone else
+    in the middle of a run cannot swap what is under test. The wheel keeps
+    its symbols (`--strip false`) so callgrind can name functions. A failed
+    build falls back to what is already there, with a note. Returns
+    (aserve console script, reference_bin or None, notes)."""
     notes = []
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(repo, "target"))
-    built = {
-        "aserve": (["cargo", "build", "--release", "--bin", "aserve"],
-                   os.path.join(target, "release", "aserve")),
-        "reference": (["cargo", "build", "--release", "-p", "aserve-http", "--example", "hello"],
-                      os.path.join(target, "release", "examples", "hello")),
-    }
     snapshot = os.path.join(target, "bench-bin")
     os.makedirs(snapshot, exist_ok=True)
-    out = {}
-    for name, (argv, path) in built.items():
-        log(f"== {' '.join(argv)}")
-        ok = subprocess.run(argv, cwd=repo).returncode == 0
-        if not ok and os.path.exists(path):
-            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
-            notes.append(f"`{' '.join(argv)}` failed (the tree was mid-edit); measured the "
-                         f"{name} binary already built at {stamp}")
-        elif not ok:
-            notes.append(f"`{' '.join(argv)}` failed and no earlier build exists: no {name}")
-            out[name] = None
-            continue
-        copy = os.path.join(snapshot, name)
-        shutil.copy2(path, copy)
-        out[name] = copy
+    out = {"aserve": _build_package(repo, target, snapshot, notes)}
+    argv = ["cargo", "build", "--release", "-p", "aserve-http", "--example", "hello"]
+    path = os.path.join(target, "release", "examples", "hello")
+    log(f"== {' '.join(argv)}")
+    ok = subprocess.run(argv, cwd=repo).returncode == 0
+    if not ok and os.path.exists(path):
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+        notes.append(f"`{' '.join(argv)}` failed (the tree was mid-edit); measured the "
+                     f"reference binary already built at {stamp}")
+    if ok or os.path.exists(path):
+        out["reference"] = os.path.join(snapshot, "reference")
+        shutil.copy2(path, out["reference"])
+    else:
+        notes.append(f"`{' '.join(argv)}` failed and no earlier build exists: no reference")
+        out["reference"] = None
     if out["aserve"] is None:
-        sys.exit("aserve did not build; see the cargo output above")
+        sys.exit("aserve did not build; see the maturin output above")
     return out["aserve"], out["reference"], notes
+
+
+def package_script(target):
+    """The console script of the package the last build installed."""
+    return os.path.join(target, "bench-bin", "aserve-venv", "bin", "aserve")
+
+
+def _build_package(repo, target, snapshot, notes):
+    tools = os.path.join(target, "bench-tools")
+    maturin = os.path.join(tools, "bin", "maturin")
+    if not os.path.exists(maturin):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", tools], check=True)
+        subprocess.run([os.path.join(tools, "bin", "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", MATURIN], check=True)
+    wheels = os.path.join(target, "bench-wheel")
+    shutil.rmtree(wheels, ignore_errors=True)
+    argv = [maturin, "build", "--release", "--strip", "false", "--locked",
+            "-i", sys.executable, "-o", wheels]
+    log(f"== {' '.join(argv)}")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    script = package_script(target)
+    if subprocess.run(argv, cwd=repo, env=env).returncode != 0:
+        if os.path.exists(script):
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(script)))
+            notes.append(f"`maturin build` failed (the tree was mid-edit); measured the "
+                         f"package installed at {stamp}")
+            return script
+        return None
+    wheel = [os.path.join(wheels, w) for w in os.listdir(wheels) if w.endswith(".whl")]
+    venv = os.path.dirname(os.path.dirname(script))
+    subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True, env=env)
+    subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                    "--disable-pip-version-check", "--no-index", "--no-deps", *wheel],
+                   check=True, env=env)
+    return script
 
 
 def revision(repo):
@@ -67,8 +102,18 @@ def revision(repo):
 
 
 def python_for(aserve_bin):
-    """The interpreter aserve embeds (from the libpython it links), so the
-    venv's packages match its ABI; else the one running this script."""
+    """The interpreter aserve runs on, so the peers' venv (whose packages
+    the apps import, via --virtualenv) matches its version: a console
+    script's `#!` interpreter; a binary's libpython (the developer build);
+    else the one running this script."""
+    try:
+        with open(aserve_bin, "rb") as f:
+            first = f.readline()
+        if first.startswith(b"#!"):
+            # A venv's python is a symlink to the interpreter it was made of.
+            return os.path.realpath(first[2:].decode().strip())
+    except OSError:
+        pass
     try:
         out = subprocess.run(["ldd", aserve_bin], capture_output=True, text=True).stdout
     except OSError:
