@@ -131,21 +131,32 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     let served = runtime.block_on(async {
         tokio::spawn(beat(Arc::clone(&heartbeat)));
         tokio::spawn(reopen_logs_on_usr1(access_log.clone()));
-        if let Some((listener, endpoint)) = endpoint {
-            // Not part of `serve`: it keeps answering through the drain.
+        // Not part of `serve`: it keeps answering through the drain, and
+        // closes only once the worker has nothing left to serve.
+        let (leaving, left) = tokio::sync::oneshot::channel::<()>();
+        let probes = endpoint.map(|(listener, endpoint)| {
             tokio::spawn(async move {
-                if let Err(e) = aserve_http::metrics::serve_endpoint(listener, endpoint).await {
+                let left = async {
+                    let _ = left.await;
+                };
+                if let Err(e) = aserve_http::metrics::serve_endpoint(listener, endpoint, left).await
+                {
                     tracing::error!("the metrics listener failed: {e}");
                 }
-            });
-        }
+            })
+        });
         let stop = stop_signal(recycle, Arc::clone(&heartbeat))?;
         let server = ServerConfig {
             access_log,
             metrics: counters,
             ..server_config(config)
         };
-        aserve_http::serve(listeners, Arc::new(handler), server, stop).await
+        let served = aserve_http::serve(listeners, Arc::new(handler), server, stop).await;
+        drop(leaving);
+        if let Some(probes) = probes {
+            let _ = probes.await;
+        }
+        served
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();

@@ -10,8 +10,18 @@
 //! Its connections are few (probes and scrapers) and bounded on their own
 //! ([`MAX_CONNECTIONS`]), apart from the client connections' permits, so a
 //! server full of clients still answers its probes. The listener keeps
-//! accepting while the worker drains: `/ready` says 503 through a graceful
-//! stop, and `/live` 200 until the worker's reactor is gone.
+//! accepting while the worker drains (`/ready` says 503 through a graceful
+//! stop, `/live` 200), and stops only when the worker is about to exit:
+//! then it accepts nothing more (other workers, or the kernel's backlog,
+//! take new probes) and gives the connections it has a moment to be
+//! answered, so no probe the worker accepted is cut off.
+//!
+//! Each connection answers one request and closes (`Connection: close`):
+//! probes come seconds apart, so keep-alive saves nothing, and a
+//! connection that is never idle between requests can be waited for
+//! without the race of closing an idle keep-alive connection just as its
+//! next request arrives (hyper's graceful shutdown would also close a
+//! connection whose first request has not been read yet).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,11 +34,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::board::Board;
 use super::expose;
-use crate::listener::Listener;
+use crate::listener::{Bound, Listener, Stream};
 
 /// Probe and scrape connections open at once per worker; more wait in the
 /// kernel's backlog.
@@ -46,29 +56,32 @@ pub struct Endpoint {
     pub build_info: Vec<(&'static str, String)>,
 }
 
-/// Serves `/live`, `/ready` and `/metrics` on `listener` until the runtime
-/// stops. Must be called inside a tokio runtime; the listener must be
-/// non-blocking.
-pub async fn serve_endpoint(listener: Listener, endpoint: Endpoint) -> std::io::Result<()> {
+/// How long connections in progress get once the worker is leaving.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Serves `/live`, `/ready` and `/metrics` on `listener` until `stop`
+/// resolves, then closes its connections (see the module docs). Must be
+/// called inside a tokio runtime; the listener must be non-blocking.
+pub async fn serve_endpoint(
+    listener: Listener,
+    endpoint: Endpoint,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let listener = listener.into_tokio()?;
     let endpoint = Arc::new(endpoint);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(false);
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return Ok(());
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = accept(&listener, &permits) => accepted,
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _, _)) => stream,
-            Err(e) => {
-                tracing::debug!("metrics listener: accept failed: {e}");
-                // Out of descriptors: give the rest of the process a moment.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some((stream, permit)) = accepted else {
+            continue;
         };
         let (endpoint, http) = (Arc::clone(&endpoint), http.clone());
         tokio::spawn(async move {
@@ -81,6 +94,28 @@ pub async fn serve_endpoint(listener: Listener, endpoint: Endpoint) -> std::io::
             }
             drop(permit);
         });
+    }
+    drop(listener);
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(LINGER, permits.acquire_many(all)).await;
+    Ok(())
+}
+
+/// The next connection, once a permit is free; `None` after a failed
+/// accept.
+async fn accept(
+    listener: &Bound,
+    permits: &Arc<Semaphore>,
+) -> Option<(Stream, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(permits).acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _, _)) => Some((stream, permit)),
+        Err(e) => {
+            tracing::debug!("metrics listener: accept failed: {e}");
+            // Out of descriptors: give the rest of the process a moment.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
     }
 }
 
