@@ -336,7 +336,9 @@ impl Board {
             // A master stopped mid-retire (it cannot be: it is
             // single-threaded and retires in one go) must not hang a
             // scrape, hence the bound.
-            if before % 2 == 0 && header.seq.load(Ordering::Relaxed) == before || tries > 100 {
+            if before.is_multiple_of(2) && header.seq.load(Ordering::Relaxed) == before
+                || tries > 100
+            {
                 return totals;
             }
             std::hint::spin_loop();
