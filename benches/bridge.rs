@@ -34,6 +34,7 @@ fn handler(runtime: &tokio::runtime::Runtime, app: &str) -> Arc<WsgiHandler> {
         multiprocess: false,
         request_timeout: None,
         queue_timeout: None,
+        counters: None,
     };
     let app = App::load(&config).expect("the benchmark app loads");
     Arc::new(WsgiHandler::start(app, &config, runtime.handle().clone()))

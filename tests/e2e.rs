@@ -16,6 +16,7 @@ mod file_wrapper;
 mod frameworks;
 mod input;
 mod limits;
+mod metrics;
 mod packaging;
 mod process;
 mod protocol;

@@ -17,6 +17,7 @@
 //! it only through [`aserve_wsgi`] (app import, fork hooks).
 
 pub mod cli;
+mod counters;
 mod heartbeat;
 mod listen;
 pub mod logging;
@@ -43,6 +44,8 @@ pub enum ArbiterError {
     Process(#[from] ProcessError),
     #[error("cannot set up signal handling: {0}")]
     Signals(nix::Error),
+    #[error("cannot map the shared memory for the server's counters: {0}")]
+    Counters(nix::Error),
 }
 
 /// Runs aserve with `config` until it is told to stop; returns the exit
@@ -72,6 +75,7 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
         None
     };
     let bound = listen::bind_all(&config)?;
+    let board = counters::map_board().map_err(ArbiterError::Counters)?;
     let pid_file = config
         .pid
         .as_deref()
@@ -80,7 +84,11 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     process::drop_privileges(&config)?;
     tracing::info!("Starting aserve {}", env!("CARGO_PKG_VERSION"));
     let unix_paths = bound.unix_paths.clone();
-    let status = master::Master::new(config, bound.listeners, signals, preloaded, reload).run();
+    let listeners = master::Listeners {
+        app: bound.listeners,
+        metrics: bound.metrics,
+    };
+    let status = master::Master::new(config, listeners, board, signals, preloaded, reload).run();
     listen::remove_unix_sockets(&unix_paths);
     drop(pid_file);
     Ok(status)

@@ -48,6 +48,8 @@ impl std::error::Error for BindError {}
 pub(crate) struct Bound {
     pub(crate) listeners: Vec<Listener>,
     pub(crate) unix_paths: Vec<PathBuf>,
+    /// The health and metrics listener (`--metrics-bind`).
+    pub(crate) metrics: Option<Listener>,
 }
 
 /// First descriptor systemd passes (`SD_LISTEN_FDS_START`).
@@ -60,6 +62,7 @@ pub(crate) fn bind_all(config: &Config) -> Result<Bound, BindError> {
     let mut bound = Bound {
         listeners: Vec::new(),
         unix_paths: Vec::new(),
+        metrics: None,
     };
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
@@ -90,6 +93,16 @@ pub(crate) fn bind_all(config: &Config) -> Result<Bound, BindError> {
                 Err(why) => problems.push((bind.to_string(), why)),
             }
         }
+    }
+    // Bound here too, never taken from systemd: the probes' port is
+    // aserve's own.
+    match &config.metrics_bind {
+        Some(bind @ Bind::Tcp { host, port }) => match tcp(host, *port, config) {
+            Ok(listener) => bound.metrics = Some(Listener::Tcp(listener)),
+            Err(e) => problems.push((format!("{bind} (--metrics-bind)"), e.to_string())),
+        },
+        Some(bind) => problems.push((format!("{bind} (--metrics-bind)"), "not HOST:PORT".into())),
+        None => {}
     }
     if problems.is_empty() {
         return Ok(bound);

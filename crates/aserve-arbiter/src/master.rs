@@ -24,7 +24,13 @@
 //!   `target` booted workers (new workers first, then the old drain);
 //! - a retiring worker was sent SIGTERM (or announced its own exit) at
 //!   `retiring_since` and is killed if still alive after the graceful
-//!   timeout.
+//!   timeout;
+//! - each worker owns the board slot it was forked with until it is
+//!   reaped; reaping retires the slot (its counters join the server's
+//!   totals, its gauges drop to zero) before any new worker can get it,
+//!   and counts the exit under the cause the master knew of (see
+//!   [`Worker::cause`]); the board says "not ready" from the first moment
+//!   of a stop.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -33,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use aserve_config::Config;
 use aserve_http::Listener;
+use aserve_http::metrics::{Board, ExitCause};
 use aserve_wsgi::App;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -88,6 +95,11 @@ struct Worker {
     generation: u64,
     spawned: Instant,
     retiring_since: Option<Instant>,
+    /// Its slot on the board; `None` when every slot was taken.
+    slot: Option<usize>,
+    /// Why the master stopped it (or it announced leaving), if it did; a
+    /// worker that dies unasked, other than by exiting 0, crashed.
+    cause: Option<ExitCause>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +110,19 @@ enum Stop {
     Quick,
 }
 
+/// The master's listening sockets, inherited by every worker.
+pub(crate) struct Listeners {
+    /// The application's (`--bind`).
+    pub(crate) app: Vec<Listener>,
+    /// Health and metrics (`--metrics-bind`).
+    pub(crate) metrics: Option<Listener>,
+}
+
 pub(crate) struct Master {
     config: Config,
     settings: Settings,
-    listeners: Vec<Listener>,
+    listeners: Listeners,
+    board: Board,
     signals: MasterSignals,
     preloaded: Option<App>,
     reload: Reload,
@@ -116,7 +137,8 @@ pub(crate) struct Master {
 impl Master {
     pub(crate) fn new(
         config: Config,
-        listeners: Vec<Listener>,
+        listeners: Listeners,
+        board: Board,
         signals: MasterSignals,
         preloaded: Option<App>,
         reload: Reload,
@@ -127,6 +149,7 @@ impl Master {
             config,
             settings,
             listeners,
+            board,
             signals,
             preloaded,
             reload,
@@ -196,6 +219,8 @@ impl Master {
     }
 
     fn stop(&mut self, how: Stop) {
+        // First, before anything else a stop does: probes see it at once.
+        self.board.readiness().set_not_ready();
         if self
             .stopping
             .is_some_and(|(current, _)| current == Stop::Quick || how == Stop::Graceful)
@@ -242,13 +267,17 @@ impl Master {
             }
             if heard.retiring && worker.retiring_since.is_none() {
                 worker.retiring_since = Some(now);
+                worker.cause.get_or_insert(ExitCause::MaxRequests);
             }
         }
         if first_boot && !self.announced {
             self.announced = true;
             let pid = std::process::id();
-            for listener in &self.listeners {
+            for listener in &self.listeners.app {
                 tracing::info!("Listening at: {} ({pid})", listener.describe());
+            }
+            if let Some(listener) = &self.listeners.metrics {
+                tracing::info!("Health and metrics at: {} ({pid})", listener.describe());
             }
         }
     }
@@ -268,6 +297,11 @@ impl Master {
             let Some(worker) = self.workers.remove(&pid.as_raw()) else {
                 continue;
             };
+            let cause = worker.cause.unwrap_or(match status {
+                Ok(0) => ExitCause::Stopped,
+                _ => ExitCause::Crash,
+            });
+            self.board.retire(worker.slot.unwrap_or(usize::MAX), cause);
             match status {
                 Ok(0) => tracing::info!("Worker exiting (pid: {pid})"),
                 Ok(BOOT_ERROR) if !worker.booted => {
@@ -303,7 +337,7 @@ impl Master {
             let mut oldest = current.clone();
             oldest.sort_by_key(|&(_, spawned, _)| spawned);
             for &(pid, _, _) in &oldest[..current.len() - self.target] {
-                self.retire(pid, "too many workers");
+                self.retire(pid, ExitCause::Stopped, "too many workers");
             }
         }
         let booted = current.iter().filter(|&&(_, _, booted)| booted).count();
@@ -315,7 +349,7 @@ impl Master {
                 .map(|(&pid, _)| pid)
                 .collect();
             for pid in old {
-                self.retire(pid, "replaced after reload");
+                self.retire(pid, ExitCause::Stopped, "replaced after reload");
             }
         }
     }
@@ -330,6 +364,7 @@ impl Master {
             {
                 tracing::error!("WORKER TIMEOUT (pid:{pid}): no heartbeat for {timeout:?}");
                 worker.killed = true;
+                worker.cause = Some(ExitCause::Timeout);
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             if let Some(max) = self.settings.max_worker_memory
@@ -346,7 +381,7 @@ impl Master {
             }
         }
         for pid in unhealthy {
-            self.retire(pid, "memory bound");
+            self.retire(pid, ExitCause::Memory, "memory bound");
         }
     }
 
@@ -365,10 +400,11 @@ impl Master {
         }
     }
 
-    fn retire(&mut self, pid: i32, why: &str) {
+    fn retire(&mut self, pid: i32, cause: ExitCause, why: &str) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             tracing::info!("Retiring worker (pid:{pid}): {why}");
             worker.retiring_since = Some(Instant::now());
+            worker.cause.get_or_insert(cause);
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
     }
@@ -389,6 +425,13 @@ impl Master {
             return;
         }
         let master_pid = nix::unistd::getpid();
+        // The lowest slot no live worker owns (reaped workers' slots were
+        // retired when they were reaped).
+        let slot =
+            (0..self.board.capacity()).find(|&i| !self.workers.values().any(|w| w.slot == Some(i)));
+        if slot.is_none() && self.listeners.metrics.is_some() {
+            tracing::warn!("every metrics slot is taken: the next worker is not counted");
+        }
         let (read, write) = match heartbeat::pipe() {
             Ok(pipe) => pipe,
             Err(e) => return tracing::error!("cannot create a worker pipe: {e}"),
@@ -415,7 +458,16 @@ impl Master {
                 let start = WorkerStart {
                     config: &self.config,
                     settings: &self.settings,
-                    listeners: &self.listeners,
+                    listeners: &self.listeners.app,
+                    metrics: self
+                        .listeners
+                        .metrics
+                        .as_ref()
+                        .map(|listener| worker::Metrics {
+                            listener,
+                            board: self.board,
+                            slot,
+                        }),
                     app: self.preloaded.take(),
                     heartbeat: heartbeat::Sender::new(write),
                 };
@@ -432,7 +484,10 @@ impl Master {
                     generation: self.generation,
                     spawned: now,
                     retiring_since: None,
+                    slot,
+                    cause: None,
                 };
+                self.board.worker_started();
                 self.workers.insert(child.as_raw(), worker);
             }
             Err(e) => tracing::error!("cannot fork a worker: {e}"),

@@ -4,8 +4,13 @@
 //! This is also the one place where the user's [`Config`] becomes the front
 //! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
 //!
+//! With `--metrics-bind`, the worker also serves the health and metrics
+//! listener on its reactor, beside (never behind) the app's listeners, and
+//! counts into its own slot of the server's board.
+//!
 //! Invariants: the worker's main thread runs the reactor and holds the GIL
-//! only inside [`App::load`] and [`aserve_wsgi::flush_python_streams`], so
+//! only inside [`App::load`], [`aserve_wsgi::interpreter_version`] and
+//! [`aserve_wsgi::flush_python_streams`], so
 //! the runtime is built, run and dropped with the GIL released; [`run`]
 //! returns its status to the master's `spawn`, which ends the process with
 //! `_exit` (a quick stop on SIGINT/SIGQUIT does the same at once).
@@ -17,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aserve_config::{Config, LogFormat, LogTarget};
+use aserve_http::metrics::{Board, Endpoint};
 use aserve_http::{
     AccessLog, AccessLogTarget, ConnInfo, Handler, Limits, Listener, Request, Response,
     ServerConfig,
@@ -40,6 +46,16 @@ pub(crate) struct WorkerStart<'a> {
     /// The app, when the master preloaded it.
     pub(crate) app: Option<App>,
     pub(crate) heartbeat: heartbeat::Sender,
+    /// Health and metrics, with `--metrics-bind`.
+    pub(crate) metrics: Option<Metrics<'a>>,
+}
+
+/// What a worker needs to count and to answer probes and scrapes.
+pub(crate) struct Metrics<'a> {
+    pub(crate) listener: &'a Listener,
+    pub(crate) board: Board,
+    /// This worker's slot; `None` when the board was full.
+    pub(crate) slot: Option<usize>,
 }
 
 /// Runs the worker; returns its exit status, which the caller passes to
@@ -51,6 +67,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         listeners,
         app,
         heartbeat,
+        metrics,
     } = start;
     crate::process::set_name(config, "worker");
     // One thread runs every connection task. The current-thread scheduler
@@ -71,7 +88,13 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
-    let wsgi = wsgi_config(config, settings.workers > 1);
+    let counters = metrics
+        .as_ref()
+        .and_then(|m| m.slot.and_then(|slot| m.board.worker(slot)));
+    let wsgi = WsgiConfig {
+        counters,
+        ..wsgi_config(config, settings.workers > 1)
+    };
     let app = match app.map_or_else(|| App::load(&wsgi), Ok) {
         Ok(app) => app,
         Err(e) => {
@@ -83,6 +106,13 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         Ok(listeners) => listeners,
         Err(e) => {
             tracing::error!("cannot use the inherited listeners: {e}");
+            return BOOT_ERROR;
+        }
+    };
+    let endpoint = match metrics.map(endpoint).transpose() {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            tracing::error!("cannot use the inherited metrics listener: {e}");
             return BOOT_ERROR;
         }
     };
@@ -101,12 +131,32 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     let served = runtime.block_on(async {
         tokio::spawn(beat(Arc::clone(&heartbeat)));
         tokio::spawn(reopen_logs_on_usr1(access_log.clone()));
+        // Not part of `serve`: it keeps answering through the drain, and
+        // closes only once the worker has nothing left to serve.
+        let (leaving, left) = tokio::sync::oneshot::channel::<()>();
+        let probes = endpoint.map(|(listener, endpoint)| {
+            tokio::spawn(async move {
+                let left = async {
+                    let _ = left.await;
+                };
+                if let Err(e) = aserve_http::metrics::serve_endpoint(listener, endpoint, left).await
+                {
+                    tracing::error!("the metrics listener failed: {e}");
+                }
+            })
+        });
         let stop = stop_signal(recycle, Arc::clone(&heartbeat))?;
         let server = ServerConfig {
             access_log,
+            metrics: counters,
             ..server_config(config)
         };
-        aserve_http::serve(listeners, Arc::new(handler), server, stop).await
+        let served = aserve_http::serve(listeners, Arc::new(handler), server, stop).await;
+        drop(leaving);
+        if let Some(probes) = probes {
+            let _ = probes.await;
+        }
+        served
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
@@ -244,7 +294,25 @@ fn server_config(config: &Config) -> ServerConfig {
             request_body: limits.request_body,
         },
         access_log: None,
+        metrics: None,
     }
+}
+
+/// The worker's own handle on the metrics listener, and what it answers
+/// from.
+fn endpoint(metrics: Metrics<'_>) -> std::io::Result<(Listener, Endpoint)> {
+    let listener = metrics.listener.try_clone()?;
+    let python = aserve_wsgi::interpreter_version();
+    let (implementation, python) = python.split_once(' ').unwrap_or(("Python", &python));
+    let endpoint = Endpoint {
+        board: metrics.board,
+        build_info: vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("python", python.to_string()),
+            ("implementation", implementation.to_string()),
+        ],
+    };
+    Ok((listener, endpoint))
 }
 
 pub(crate) fn wsgi_config(config: &Config, multiprocess: bool) -> WsgiConfig {
@@ -260,5 +328,6 @@ pub(crate) fn wsgi_config(config: &Config, multiprocess: bool) -> WsgiConfig {
         multiprocess,
         request_timeout: config.request_timeout,
         queue_timeout: config.queue_timeout,
+        counters: None,
     }
 }

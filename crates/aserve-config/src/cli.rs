@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(short = 'm', long, value_name = "MASK", value_parser = crate::values::parse_octal)]
     pub umask: Option<u32>,
 
+    /// Serve /live, /ready and /metrics (Prometheus) on this HOST:PORT,
+    /// answered without the app. Default: off.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+
     /// Number of worker processes. Default: $WEB_CONCURRENCY, else 1.
     #[arg(short, long, value_name = "N")]
     pub workers: Option<u64>,

@@ -26,6 +26,9 @@ pub struct Config {
     /// File mode creation mask for files and unix sockets the server creates.
     /// Default is 0 (gunicorn's).
     pub umask: u32,
+    /// Where health probes and Prometheus scrapes are answered (`HOST:PORT`);
+    /// `None` = nowhere (the default).
+    pub metrics_bind: Option<Bind>,
 
     /// Number of worker processes, at least 1. Default is $WEB_CONCURRENCY,
     /// else 1.

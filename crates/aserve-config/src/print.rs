@@ -33,6 +33,9 @@ impl Config {
         put("backlog", int(self.backlog.into()));
         put("reuse_port", self.reuse_port.into());
         put("umask", format!("0o{:03o}", self.umask).into());
+        if let Some(metrics_bind) = &self.metrics_bind {
+            put("metrics_bind", metrics_bind.to_string().into());
+        }
         put("workers", int(self.workers as u64));
         put("preload", self.preload.into());
         put("timeout", off(self.timeout));

@@ -54,6 +54,7 @@ pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("backlog", Some(Int(2048))),
     ("reuse_port", Some(Bool(false))),
     ("umask", Some(Int(0))),
+    ("metrics_bind", None),
     // Processes.
     ("workers", None),
     ("preload", Some(Bool(false))),

@@ -184,6 +184,7 @@ pub(crate) fn resolve(
         })?,
         reuse_port: r.flag("reuse_port")?,
         umask: r.req("umask", values::umask)?,
+        metrics_bind: r.get("metrics_bind", metrics_bind)?,
         workers,
         preload: r.flag("preload")?,
         timeout: r.secs_or_off("timeout")?,
@@ -239,6 +240,23 @@ fn binds(value: &Value) -> Result<Vec<Bind>, Problem> {
         .iter()
         .map(|b| Bind::parse(b))
         .collect::<Result<_, _>>()?)
+}
+
+/// `HOST:PORT` only: probes and scrapers reach a pod over TCP.
+fn metrics_bind(value: &Value) -> Result<Bind, Problem> {
+    let raw = values::nonempty(value)?;
+    match Bind::parse(&raw)? {
+        tcp @ Bind::Tcp { .. } if has_port(&raw) => Ok(tcp),
+        Bind::Tcp { .. } => Err(Problem::Reason(format!(
+            "{raw:?}: expected HOST:PORT (no default port for metrics)"
+        ))),
+        _ => Err(Problem::Reason(format!("{raw:?}: expected HOST:PORT"))),
+    }
+}
+
+fn has_port(raw: &str) -> bool {
+    raw.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'))
 }
 
 fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, Problem> {

@@ -16,8 +16,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
-use crate::access_log::Pending;
 use crate::io::InFlight;
+use crate::observe::Exchange;
 
 /// Why a body could not be read or completed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,15 +67,16 @@ pub struct ResponseBody {
     /// Dropped (marking the request done) when hyper drops the body; also
     /// how the body asks its connection to close.
     in_flight: Option<InFlight>,
-    /// Body bytes handed to hyper, for the access log.
+    /// Body bytes handed to hyper, for the observers.
     sent: u64,
-    access: Option<Box<Pending>>,
+    /// The request's observers, told when hyper drops the body.
+    exchange: Option<Box<Exchange>>,
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let Some(access) = self.access.take() {
-            access.finish(self.sent);
+        if let Some(exchange) = self.exchange.take() {
+            exchange.finish(self.sent);
         }
     }
 }
@@ -143,15 +144,16 @@ impl ResponseBody {
             failure: None,
             in_flight: None,
             sent: 0,
-            access: None,
+            exchange: None,
         }
     }
 
     /// Ties the body to its connection: the in-flight mark it releases when
-    /// dropped (and may ask the connection to close through).
-    pub(crate) fn attach(mut self, in_flight: InFlight, access: Option<Pending>) -> Self {
+    /// dropped (and may ask the connection to close through), and the
+    /// request's observers, told when it is dropped.
+    pub(crate) fn attach(mut self, in_flight: InFlight, exchange: Option<Box<Exchange>>) -> Self {
         self.in_flight = Some(in_flight);
-        self.access = access.map(Box::new);
+        self.exchange = exchange;
         self
     }
 

@@ -56,10 +56,11 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::access_log::Pending;
 use crate::drain::Drain;
 use crate::io::{Activity, CountingStream, Events};
 use crate::listener::Stream;
+use crate::metrics::PARKED;
+use crate::observe::{Exchange, Observers};
 use crate::{BodyError, ConnInfo, Handler, Request, ResponseBody, ServerConfig, reject};
 
 /// What every connection of a server shares.
@@ -67,6 +68,7 @@ pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
     pub(crate) config: ServerConfig,
     pub(crate) http1: http1::Builder,
+    pub(crate) observers: Observers,
 }
 
 impl<H> Shared<H> {
@@ -78,10 +80,15 @@ impl<H> Shared<H> {
             .keep_alive(true)
             .max_headers(config.limits.request_fields)
             .max_buf_size(config.limits.read_buffer());
+        let observers = Observers {
+            access_log: config.access_log.clone(),
+            metrics: config.metrics,
+        };
         Self {
             handler,
             config,
             http1,
+            observers,
         }
     }
 }
@@ -99,11 +106,7 @@ pub(crate) async fn serve<H: Handler>(
         let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
         service_fn(move |mut req: http::Request<Incoming>| {
             let mut in_flight = activity.start_request();
-            let mut access = shared
-                .config
-                .access_log
-                .as_ref()
-                .map(|log| Pending::start(log, &req, info.peer));
+            let mut exchange = Exchange::begin(&shared.observers, &req, info.peer);
             // Only HTTP/1.0 pays for the method's clone.
             let http10 = (req.version() == Version::HTTP_10).then(|| req.method().clone());
             let refused =
@@ -144,18 +147,20 @@ pub(crate) async fn serve<H: Handler>(
                 if let Some(method) = &http10 {
                     crate::persist::fit_http10(method, &mut response);
                 }
-                if let Some(access) = access.as_mut() {
-                    access.respond(&response);
+                if let Some(exchange) = exchange.as_mut() {
+                    exchange.respond(&response);
                 }
-                Ok::<_, Infallible>(response.map(|body| body.attach(in_flight, access)))
+                Ok::<_, Infallible>(response.map(|body| body.attach(in_flight, exchange)))
             }
         })
     };
     let line_limit = shared.config.limits.request_line;
+    let metrics = shared.config.metrics;
     let mut io = TokioIo::new(CountingStream::new(
         stream,
         Arc::clone(&activity),
         line_limit,
+        metrics,
     ));
     let mut timers = Timers {
         phase: Phase {
@@ -167,12 +172,19 @@ pub(crate) async fn serve<H: Handler>(
         header_timeout: shared.config.header_timeout,
     };
     loop {
-        if !io.inner().has_unread()
-            && !timers
+        if !io.inner().has_unread() {
+            if let Some(m) = metrics {
+                m.gauge(PARKED, 1);
+            }
+            let woke = timers
                 .wait_for_bytes(io.inner().socket(), &activity, &mut stop, &info)
-                .await
-        {
-            return;
+                .await;
+            if let Some(m) = metrics {
+                m.gauge(PARKED, -1);
+            }
+            if !woke {
+                return;
+            }
         }
         let conn = Box::pin(shared.http1.serve_connection(io, service));
         match timers.drive(conn, &activity, &mut stop, &info).await {

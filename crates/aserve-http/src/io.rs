@@ -36,6 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::drain::Drain;
 use crate::listener::Stream;
+use crate::metrics::{RECEIVED, SENT, WorkerCounters};
 use crate::request_body::BodySlot;
 
 /// What the connection task watches. Shared with the stream (a head
@@ -299,16 +300,30 @@ pub(crate) struct CountingStream {
     /// Bytes hyper had read but not parsed when it gave the stream back;
     /// they are read again before the socket.
     unread: Bytes,
+    /// Where bytes read and written are counted, when metrics are on.
+    metrics: Option<WorkerCounters>,
 }
 
 impl CountingStream {
-    pub(crate) fn new(inner: Stream, activity: Arc<Activity>, line_limit: usize) -> Self {
+    pub(crate) fn new(
+        inner: Stream,
+        activity: Arc<Activity>,
+        line_limit: usize,
+        metrics: Option<WorkerCounters>,
+    ) -> Self {
         Self {
             inner,
             activity,
             line: None,
             line_limit,
             unread: Bytes::new(),
+            metrics,
+        }
+    }
+
+    fn count(&self, index: usize, n: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.add(index, n as u64);
         }
     }
 
@@ -366,7 +381,9 @@ impl AsyncRead for CountingStream {
         }
         let before = buf.filled().len();
         let polled = if this.unread.is_empty() {
-            Pin::new(&mut this.inner).poll_read(cx, buf)
+            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+            this.count(RECEIVED, buf.filled().len() - before);
+            polled
         } else {
             let n = this.unread.len().min(buf.remaining());
             buf.put_slice(&this.unread[..n]);
@@ -394,7 +411,12 @@ impl AsyncWrite for CountingStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.count(SENT, n);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -402,7 +424,12 @@ impl AsyncWrite for CountingStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.count(SENT, n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

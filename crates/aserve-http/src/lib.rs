@@ -39,6 +39,8 @@ mod head;
 mod io;
 mod limits;
 mod listener;
+pub mod metrics;
+mod observe;
 mod persist;
 mod request_body;
 mod rules;

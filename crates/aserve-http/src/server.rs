@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
+use crate::metrics::{CONNECTIONS, WorkerCounters};
 use crate::{AccessLog, ConnInfo, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where each response is logged. Default is none.
     pub access_log: Option<Arc<AccessLog>>,
+    /// This worker's slot of the server-wide metrics. Default is none (no
+    /// counting at all).
+    pub metrics: Option<WorkerCounters>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,7 @@ impl Default for ServerConfig {
             graceful_timeout: Duration::from_secs(30),
             limits: Limits::default(),
             access_log: None,
+            metrics: None,
         }
     }
 }
@@ -136,8 +141,15 @@ impl<H: Handler> AcceptLoop<H> {
                 secure: false,
             };
             let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
+            let metrics = shared.config.metrics;
+            if let Some(m) = metrics {
+                m.gauge(CONNECTIONS, 1);
+            }
             tokio::spawn(async move {
                 conn::serve(shared, stream, info, stop).await;
+                if let Some(m) = metrics {
+                    m.gauge(CONNECTIONS, -1);
+                }
                 drop(permit);
             });
         }

@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aserve_http::metrics::WorkerCounters;
 use aserve_http::{ConnInfo, Handler, Request, Response};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
@@ -76,6 +77,9 @@ pub struct WsgiConfig {
     pub request_timeout: Option<Duration>,
     /// Longest a request may wait for a thread (503 beyond).
     pub queue_timeout: Option<Duration>,
+    /// Where the pool reports its queue and threads (the server's metrics);
+    /// `None` counts nothing.
+    pub counters: Option<WorkerCounters>,
 }
 
 /// The app could not be loaded. The message is complete (it includes the
@@ -262,6 +266,7 @@ impl WsgiHandler {
             config.threads,
             config.thread_idle_timeout,
             Box::new(move |py, job| driver.handle(py, job)),
+            config.counters,
         );
         Self { pool, timeouts }
     }

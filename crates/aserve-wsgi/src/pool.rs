@@ -35,6 +35,10 @@
 //! to the woken pool thread on every hand-off instead of letting the reactor
 //! finish its batch first.
 //!
+//! With metrics on, the pool reports its queue length, each job's wait,
+//! its threads and how many of them run a job through the front end's
+//! [`WorkerCounters`] (relaxed atomic adds, no lock of their own).
+//!
 //! Invariants, all guarded by one mutex:
 //! - `threads <= max`;
 //! - `idle` is the number of threads blocked waiting for work, `woken` how
@@ -52,6 +56,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use aserve_http::metrics::WorkerCounters;
 use pyo3::Python;
 
 /// How long queued jobs may see no progress before the pool grows.
@@ -80,6 +85,7 @@ struct Shared<J> {
     max: usize,
     idle_timeout: Duration,
     run: Runner<J>,
+    counters: Option<WorkerCounters>,
 }
 
 struct State<J> {
@@ -98,7 +104,12 @@ struct State<J> {
 
 impl<J: Send + 'static> Pool<J> {
     /// A pool of at most `max` threads (at least one), none started yet.
-    pub(crate) fn new(max: usize, idle_timeout: Duration, run: Runner<J>) -> Self {
+    pub(crate) fn new(
+        max: usize,
+        idle_timeout: Duration,
+        run: Runner<J>,
+        counters: Option<WorkerCounters>,
+    ) -> Self {
         let state = State {
             queue: VecDeque::new(),
             threads: 0,
@@ -116,6 +127,7 @@ impl<J: Send + 'static> Pool<J> {
             max: max.max(1),
             idle_timeout,
             run,
+            counters,
         };
         Self {
             shared: Arc::new(shared),
@@ -126,6 +138,9 @@ impl<J: Send + 'static> Pool<J> {
     /// one; with more jobs queued than idle threads, leaves growth to the
     /// supervisor.
     pub(crate) fn submit(&self, job: J) {
+        if let Some(counters) = &self.shared.counters {
+            counters.job_queued();
+        }
         let mut state = self.shared.lock();
         state.queue.push_back((Instant::now(), job));
         if state.woken < state.idle {
@@ -188,6 +203,7 @@ impl<J: Send + 'static> Shared<J> {
         let first = state.spawned;
         state.threads += n;
         state.spawned += n;
+        shared.report_threads(&state);
         drop(state);
         for i in 0..n {
             let name = format!("{POOL_THREAD_PREFIX}{}", first + i + 1);
@@ -197,7 +213,9 @@ impl<J: Send + 'static> Shared<J> {
                 .spawn(move || this.thread_main())
             {
                 tracing::error!("cannot start a Python thread: {e}");
-                shared.lock().threads -= n - i;
+                let mut state = shared.lock();
+                state.threads -= n - i;
+                shared.report_threads(&state);
                 return;
             }
         }
@@ -279,15 +297,35 @@ impl<J: Send + 'static> Shared<J> {
                 .try_next_job()
                 .or_else(|| py.detach(|| self.next_job()))
             {
-                (self.run)(py, job);
+                if let Some(counters) = &self.counters {
+                    counters.thread_busy(true);
+                    (self.run)(py, job);
+                    counters.thread_busy(false);
+                } else {
+                    (self.run)(py, job);
+                }
             }
         });
     }
 
+    fn report_threads(&self, state: &State<J>) {
+        if let Some(counters) = &self.counters {
+            counters.set_threads(state.threads);
+        }
+    }
+
+    /// A job leaves the queue, after waiting since `queued`.
+    fn started(&self, state: &mut State<J>, queued: Instant) {
+        state.started += 1;
+        if let Some(counters) = &self.counters {
+            counters.job_started(queued.elapsed());
+        }
+    }
+
     fn try_next_job(&self) -> Option<J> {
         let mut state = self.lock();
-        let (_, job) = state.queue.pop_front()?;
-        state.started += 1;
+        let (queued, job) = state.queue.pop_front()?;
+        self.started(&mut state, queued);
         Some(job)
     }
 
@@ -296,8 +334,8 @@ impl<J: Send + 'static> Shared<J> {
     fn next_job(&self) -> Option<J> {
         let mut state = self.lock();
         loop {
-            if let Some((_, job)) = state.queue.pop_front() {
-                state.started += 1;
+            if let Some((queued, job)) = state.queue.pop_front() {
+                self.started(&mut state, queued);
                 return Some(job);
             }
             state.idle += 1;
@@ -312,6 +350,7 @@ impl<J: Send + 'static> Shared<J> {
             state.idle -= 1;
             if wait.timed_out() && state.queue.is_empty() {
                 state.threads -= 1;
+                self.report_threads(&state);
                 return None;
             }
         }

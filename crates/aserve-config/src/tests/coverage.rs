@@ -15,6 +15,7 @@ fn print_config_round_trips() {
         "-b",
         "127.0.0.1:0",
         "--threads=3",
+        "--metrics-bind=[::1]:9100",
         "--user=1000",
         "--group=staff",
         "--name=name with spaces",
@@ -50,6 +51,7 @@ fn print_config_covers_every_setting() {
         "--chdir=d",
         "--virtualenv=v",
         "--access-logfile=-",
+        "--metrics-bind=127.0.0.1:9100",
     ]);
     let printed: toml::Table = toml::from_str(&c.to_toml()).expect("valid TOML");
     let keys: Vec<&str> = printed.keys().map(String::as_str).collect();

@@ -126,6 +126,19 @@ fn out_of_range_names_the_env_var() {
         e.contains("\"127.0.0.1:http\": port must be a number"),
         "{e}"
     );
+    for bad in [
+        "unix:/tmp/m.sock",
+        "127.0.0.1",
+        "[::1]",
+        "127.0.0.1:99999",
+        "",
+    ] {
+        let e = setup().err(&["m", "--metrics-bind", bad]);
+        assert!(
+            e.starts_with("invalid value for 'metrics_bind' on the command line"),
+            "{bad}: {e}"
+        );
+    }
     let e = setup().toml("env = ['NOEQUALS']\n").err(&["m"]);
     assert!(e.ends_with("expected KEY=VALUE, found \"NOEQUALS\""), "{e}");
 }

@@ -102,3 +102,13 @@ fn platform_variables_are_fallbacks() {
     let e = setup().env("PORT", "x").err(&["m"]);
     assert!(e.contains("$PORT"), "{e}");
 }
+
+#[test]
+fn metrics_bind_is_off_unless_set() {
+    let s = setup().toml("app = 'm'\n");
+    assert_eq!(s.ok(&[]).metrics_bind, None);
+    let s = s.env("ASERVE_METRICS_BIND", "0.0.0.0:9100");
+    assert_eq!(s.ok(&[]).metrics_bind, Some(tcp("0.0.0.0", 9100)));
+    let c = s.ok(&["--metrics-bind", "[::1]:9101"]);
+    assert_eq!(c.metrics_bind, Some(tcp("::1", 9101)));
+}

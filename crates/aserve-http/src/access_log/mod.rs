@@ -1,7 +1,9 @@
 //! The access log: one line per response, written off the hot path.
 //!
-//! The line is formatted when hyper drops the response body (so the byte
-//! count and duration are final) and handed to a writer thread through a
+//! The access log is one observer of the front end's per-request hook
+//! ([`crate::observe`]): the line is formatted when that reports the
+//! request (hyper dropped the response body, so the byte count and
+//! duration are final) and handed to a writer thread through a
 //! bounded channel. The reactor never waits on the disk: if the writer falls
 //! behind and the channel fills, lines are dropped and counted, and the
 //! count is reported once the writer catches up.
@@ -14,12 +16,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 pub use format::FormatError;
 use format::{Atom, render};
+
+use crate::observe::Finished;
 
 /// gunicorn's default access-log format.
 pub const DEFAULT_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
@@ -202,7 +206,6 @@ fn write_lines(
 
 /// What one request/response contributes to its line.
 pub(crate) struct Entry {
-    started: Instant,
     started_at: SystemTime,
     peer: Option<SocketAddr>,
     method: Method,
@@ -228,7 +231,7 @@ impl Entry {
 }
 
 /// An access line being assembled: started with the request, completed
-/// when the response body is dropped.
+/// when the hook reports it finished.
 pub(crate) struct Pending {
     log: Arc<AccessLog>,
     entry: Entry,
@@ -248,7 +251,6 @@ impl Pending {
             Some(_) => uri.to_string(),
         };
         let entry = Entry {
-            started: Instant::now(),
             started_at: SystemTime::now(),
             peer,
             method: request.method().clone(),
@@ -271,9 +273,9 @@ impl Pending {
         self.entry.response_headers = response.headers().clone();
     }
 
-    pub(crate) fn finish(mut self, bytes: u64) {
-        self.entry.bytes = bytes;
-        self.entry.duration = self.entry.started.elapsed();
+    pub(crate) fn finish(mut self, finished: &Finished<'_>) {
+        self.entry.bytes = finished.bytes;
+        self.entry.duration = finished.duration;
         self.log.record(&self.entry);
     }
 }
