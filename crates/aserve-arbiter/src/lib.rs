@@ -22,6 +22,7 @@ mod listen;
 pub mod logging;
 mod master;
 mod process;
+mod reload;
 mod signals;
 mod worker;
 

@@ -40,6 +40,8 @@ pub(crate) struct WorkerStart<'a> {
     /// The app, when the master preloaded it.
     pub(crate) app: Option<App>,
     pub(crate) heartbeat: heartbeat::Sender,
+    /// With `--reload`: where to report the app's source files.
+    pub(crate) sources: Option<&'a std::fs::File>,
 }
 
 /// Runs the worker; returns its exit status, which the caller passes to
@@ -51,6 +53,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         listeners,
         app,
         heartbeat,
+        sources,
     } = start;
     crate::process::set_name(config, "worker");
     // One thread runs every connection task. The current-thread scheduler
@@ -72,7 +75,11 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         }
     };
     let wsgi = wsgi_config(config, settings.workers > 1);
-    let app = match app.map_or_else(|| App::load(&wsgi), Ok) {
+    let app = app.map_or_else(|| App::load(&wsgi), Ok);
+    if let Some(pipe) = sources {
+        crate::reload::report_sources(pipe, app.is_ok());
+    }
+    let app = match app {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("{e}");

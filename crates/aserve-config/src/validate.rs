@@ -107,6 +107,23 @@ impl Resolver<'_> {
     fn flag(&self, key: &'static str) -> Result<bool, ConfigError> {
         self.req(key, values::boolean)
     }
+
+    /// Two settings that were both turned on but cannot be combined.
+    fn conflict(
+        &self,
+        key: &'static str,
+        other: &'static str,
+        reason: &'static str,
+    ) -> Result<ConfigError, ConfigError> {
+        let origin = |key| Ok(self.find(key)?.map_or(Origin::Default, |(_, o)| o));
+        Ok(ConfigError::Conflict {
+            key,
+            origin: origin(key)?,
+            other,
+            other_origin: origin(other)?,
+            reason,
+        })
+    }
 }
 
 fn located(key: &'static str, origin: Origin, value: &Value, problem: Problem) -> ConfigError {
@@ -175,6 +192,16 @@ pub(crate) fn resolve(
         }
     };
     let limit_request_body = r.uint("limit_request_body", 0)?;
+    let preload = r.flag("preload")?;
+    let reload = r.flag("reload")?;
+    if reload && preload {
+        return Err(r.conflict(
+            "reload",
+            "preload",
+            "--reload restarts workers so that they import the changed code, \
+             and a preloaded app is imported once, in the master; drop one of them",
+        )?);
+    }
 
     Ok(Config {
         app,
@@ -185,7 +212,7 @@ pub(crate) fn resolve(
         reuse_port: r.flag("reuse_port")?,
         umask: r.req("umask", values::umask)?,
         workers,
-        preload: r.flag("preload")?,
+        preload,
         timeout: r.secs_or_off("timeout")?,
         max_requests: Some(r.uint("max_requests", 0)?).filter(|&n| n > 0),
         max_requests_jitter: r.uint("max_requests_jitter", 0)?,
@@ -195,6 +222,14 @@ pub(crate) fn resolve(
         user: r.get("user", values::account)?,
         group: r.get("group", values::account)?,
         name: r.get("name", values::nonempty)?,
+        reload,
+        reload_extra_file: r
+            .get("reload_extra_file", values::list)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        reload_ignore: r.get("reload_ignore", globs)?.unwrap_or_default(),
         chdir: r.path("chdir")?,
         pythonpath: r
             .get("pythonpath", values::list)?
@@ -239,6 +274,15 @@ fn binds(value: &Value) -> Result<Vec<Bind>, Problem> {
         .iter()
         .map(|b| Bind::parse(b))
         .collect::<Result<_, _>>()?)
+}
+
+/// Glob patterns, each checked to parse.
+fn globs(value: &Value) -> Result<Vec<String>, Problem> {
+    let globs = values::list(value)?;
+    for glob in &globs {
+        globset::Glob::new(glob).map_err(|e| Problem::Reason(format!("{glob:?}: {}", e.kind())))?;
+    }
+    Ok(globs)
 }
 
 fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, Problem> {
