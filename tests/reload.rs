@@ -406,3 +406,66 @@ fn wait_for_workers(server: &Server, n: usize) -> Vec<u32> {
     );
     found
 }
+
+#[test]
+fn killed_watcher_is_reported_and_the_workers_keep_serving() {
+    let dir = app_dir("killed-watcher");
+    write(&dir, "app.py", APP);
+    write(&dir, "helper.py", &helper("still here"));
+    let mut server = start(&dir, &[]);
+    wait_for_message(&server, "still here");
+    let watcher = children(server.pid())
+        .into_iter()
+        .find(|&pid| comm(pid) == "aserve: watcher")
+        .expect("a watcher process");
+    send_signal(watcher, "KILL");
+    assert!(
+        server.wait_for_log(
+            &format!("The --reload watcher (pid:{watcher}) exited on SIGKILL"),
+            SOON
+        ),
+        "{}",
+        server.log()
+    );
+    assert!(server.is_running());
+    assert_eq!(message(&server), "still here");
+}
+
+/// Not `--reload`, but the same machinery: a HUP whose new workers cannot
+/// import the app keeps the old ones serving (it used to stop the server).
+#[test]
+fn hup_with_code_that_no_longer_imports_keeps_the_old_workers() {
+    let dir = app_dir("hup-broken");
+    write(&dir, "app.py", APP);
+    write(&dir, "helper.py", &helper("before"));
+    let mut server = Server::builder("app:app")
+        .chdir(&dir)
+        .args(["-w", "2"])
+        .start();
+    wait_for_message(&server, "before");
+    let serving = wait_for_workers(&server, 2);
+
+    write(&dir, "helper.py", "raise RuntimeError('half-deployed')\n");
+    let mark = server.log_mark();
+    send_signal(server.pid(), "HUP");
+    assert!(
+        server.wait_for_log_since(
+            mark,
+            "keep serving the previous code until the next reload (SIGHUP)",
+            SOON
+        ),
+        "{}",
+        server.log_since(mark)
+    );
+    assert!(server.is_running(), "{}", server.log_since(mark));
+    assert_eq!(message(&server), "before");
+    assert!(
+        serving.iter().all(|&pid| is_alive(pid)),
+        "{}",
+        server.log_since(mark)
+    );
+
+    write(&dir, "helper.py", &helper("after"));
+    send_signal(server.pid(), "HUP");
+    wait_for_message(&server, "after");
+}

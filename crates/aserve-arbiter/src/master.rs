@@ -29,7 +29,7 @@
 //!   workers were serving (or, with `--reload`, once the server had
 //!   served); nothing is spawned until the next reload starts a new
 //!   generation, and the older workers are not retired;
-//! - with `--reload`, the watcher process (`reload.rs`) is forked before
+//! - with `--reload`, the watcher process (`reload/`) is forked before
 //!   any worker, is not in `workers`, and is killed and reaped when the
 //!   master stops.
 
@@ -307,8 +307,13 @@ impl Master {
                 if self.reloader.as_ref().is_some_and(|r| r.pid() == pid) {
                     self.reloader = None;
                     if self.stopping.is_none() {
+                        let how = match status {
+                            Ok(code) => format!("with code {code}"),
+                            Err(signal) => format!("on {signal}"),
+                        };
                         tracing::error!(
-                            "The --reload watcher exited ({status:?}); files are no longer watched"
+                            "The --reload watcher (pid:{pid}) exited {how}; files are no longer \
+                             watched"
                         );
                     }
                 }
