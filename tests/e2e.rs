@@ -21,6 +21,7 @@ mod packaging;
 mod process;
 mod protocol;
 mod proxy;
+mod reload;
 mod response_body;
 mod signals;
 mod start_response;

@@ -141,7 +141,8 @@ impl ServerBuilder {
         cmd.args(&self.args);
         cmd.arg(&self.app);
         cmd.env_remove("PORT").env_remove("VIRTUAL_ENV");
-        // The harness's own switch: aserve refuses unknown ASERVE_* keys.
+        // The harness's own switch, not a setting (aserve rejects unknown
+        // ASERVE_* variables).
         cmd.env_remove("ASERVE_SKIP_PACKAGING");
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         for (k, v) in &self.envs {

@@ -23,6 +23,7 @@ mod listen;
 pub mod logging;
 mod master;
 mod process;
+mod reload;
 mod signals;
 mod worker;
 

@@ -31,6 +31,13 @@
 //!   and counts the exit under the cause the master knew of (see
 //!   [`Worker::cause`]); the board says "not ready" from the first moment
 //!   of a stop.
+//! - `broken`: the current generation could not load the app while older
+//!   workers were serving (or, with `--reload`, once the server had
+//!   served); nothing is spawned until the next reload starts a new
+//!   generation, and the older workers are not retired;
+//! - with `--reload`, the watcher process (`reload/`) is forked before
+//!   any worker, is not in `workers`, and is killed and reaped when the
+//!   master stops.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -48,6 +55,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::heartbeat;
+use crate::reload::Reloader;
 use crate::signals::MasterSignals;
 use crate::worker::{self, BOOT_ERROR, WorkerStart};
 
@@ -132,6 +140,8 @@ pub(crate) struct Master {
     announced: bool,
     stopping: Option<(Stop, Instant)>,
     exit_code: i32,
+    broken: bool,
+    reloader: Option<Reloader>,
 }
 
 impl Master {
@@ -159,15 +169,34 @@ impl Master {
             announced: false,
             stopping: None,
             exit_code: 0,
+            broken: false,
+            reloader: None,
         }
     }
 
     /// Runs until told to stop; returns the process exit status.
     pub(crate) fn run(mut self) -> i32 {
+        if self.config.reload {
+            let listeners = &mut self.listeners;
+            match Reloader::spawn(&self.config, || {
+                listeners.app.clear();
+                listeners.metrics = None;
+            }) {
+                Ok(reloader) => self.reloader = Some(reloader),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return 1;
+                }
+            }
+        }
         loop {
             self.wait(Duration::from_millis(250));
             for signal in self.signals.drain() {
                 self.on_signal(signal);
+            }
+            if self.reloader.as_mut().is_some_and(Reloader::changed) && self.stopping.is_none() {
+                self.generation += 1;
+                self.broken = false;
             }
             self.listen_to_workers();
             self.reap();
@@ -177,6 +206,9 @@ impl Master {
             }
             self.enforce_deadlines();
             if self.stopping.is_some() && self.workers.is_empty() {
+                if let Some(reloader) = self.reloader.take() {
+                    reloader.reap();
+                }
                 tracing::info!("Shutting down: master exiting");
                 return self.exit_code;
             }
@@ -186,6 +218,11 @@ impl Master {
     /// Sleeps until a signal or a worker message arrives, or `timeout`.
     fn wait(&self, timeout: Duration) {
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+        fds.extend(
+            self.reloader
+                .as_ref()
+                .map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)),
+        );
         fds.extend(
             self.workers
                 .values()
@@ -234,6 +271,9 @@ impl Master {
         tracing::info!("Handling {signal}: stopping {} workers", self.workers.len());
         self.stopping = Some((how, Instant::now() + grace + Duration::from_secs(1)));
         self.signal_all(signal);
+        if let Some(reloader) = &self.reloader {
+            reloader.kill();
+        }
     }
 
     fn reload(&mut self) {
@@ -244,6 +284,7 @@ impl Master {
                 self.target = self.settings.workers.max(1);
                 self.config = config;
                 self.generation += 1;
+                self.broken = false;
             }
             Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
         }
@@ -295,6 +336,19 @@ impl Master {
                 }
             };
             let Some(worker) = self.workers.remove(&pid.as_raw()) else {
+                if self.reloader.as_ref().is_some_and(|r| r.pid() == pid) {
+                    self.reloader = None;
+                    if self.stopping.is_none() {
+                        let how = match status {
+                            Ok(code) => format!("with code {code}"),
+                            Err(signal) => format!("on {signal}"),
+                        };
+                        tracing::error!(
+                            "The --reload watcher (pid:{pid}) exited {how}; files are no longer \
+                             watched"
+                        );
+                    }
+                }
                 continue;
             };
             let cause = worker.cause.unwrap_or(match status {
@@ -304,11 +358,7 @@ impl Master {
             self.board.retire(worker.slot.unwrap_or(usize::MAX), cause);
             match status {
                 Ok(0) => tracing::info!("Worker exiting (pid: {pid})"),
-                Ok(BOOT_ERROR) if !worker.booted => {
-                    tracing::error!("Worker (pid:{pid}) failed to boot; shutting down");
-                    self.exit_code = 1;
-                    self.stop(Stop::Quick);
-                }
+                Ok(BOOT_ERROR) if !worker.booted => self.boot_failed(pid, &worker),
                 Ok(code) => tracing::error!("Worker (pid:{pid}) exited with code {code}"),
                 Err(Signal::SIGKILL) => {
                     tracing::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?")
@@ -318,16 +368,67 @@ impl Master {
         }
     }
 
+    /// A worker could not load the app. After a reload, with older workers
+    /// still serving (or, with `--reload`, once the server has served), the
+    /// new generation is given up and nothing more is started until the
+    /// next reload: the older workers keep the previous code. Otherwise
+    /// the master stops rather than respawn in a loop.
+    fn boot_failed(&mut self, pid: Pid, worker: &Worker) {
+        let fallback = self
+            .workers
+            .values()
+            .any(|w| w.booted && w.generation < worker.generation && w.retiring_since.is_none());
+        let keep_waiting = fallback || (self.reloader.is_some() && self.announced);
+        if !keep_waiting {
+            tracing::error!("Worker (pid:{pid}) failed to boot; shutting down");
+            self.exit_code = 1;
+            return self.stop(Stop::Quick);
+        }
+        if worker.generation != self.generation || self.broken {
+            return tracing::error!("Worker (pid:{pid}) failed to boot");
+        }
+        let next = if self.reloader.is_some() {
+            "change"
+        } else {
+            "reload (SIGHUP)"
+        };
+        tracing::error!(
+            "Worker (pid:{pid}) failed to boot; the workers already running keep serving \
+             the previous code until the next {next}"
+        );
+        self.broken = true;
+        let same: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && w.retiring_since.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in same {
+            self.retire(pid, ExitCause::Stopped, "its generation failed to boot");
+        }
+    }
+
     /// Brings the current generation to `target` workers and retires the
     /// rest (see the module invariants).
     fn maintain(&mut self) {
+        if self.broken {
+            return;
+        }
         let current: Vec<(i32, Instant, bool)> = self
             .workers
             .iter()
             .filter(|(_, w)| w.generation == self.generation && w.retiring_since.is_none())
             .map(|(&pid, w)| (pid, w.spawned, w.booted))
             .collect();
-        for _ in current.len()..self.target {
+        let booted = current.iter().filter(|&&(_, _, booted)| booted).count();
+        // With --reload, one worker tries new code first: if it cannot
+        // import it, that is one traceback, not one per worker.
+        let wanted = if self.reloader.is_some() && booted == 0 {
+            1
+        } else {
+            self.target
+        };
+        for _ in current.len()..wanted {
             if self.stopping.is_some() {
                 break; // A refused fork stops the master.
             }
@@ -340,7 +441,6 @@ impl Master {
                 self.retire(pid, ExitCause::Stopped, "too many workers");
             }
         }
-        let booted = current.iter().filter(|&&(_, _, booted)| booted).count();
         if booted >= self.target {
             let old: Vec<i32> = self
                 .workers
@@ -470,6 +570,7 @@ impl Master {
                         }),
                     app: self.preloaded.take(),
                     heartbeat: heartbeat::Sender::new(write),
+                    sources: self.reloader.as_ref().map(Reloader::sources),
                 };
                 crate::process::exit_worker(worker::run(start));
             }

@@ -48,6 +48,8 @@ pub(crate) struct WorkerStart<'a> {
     pub(crate) heartbeat: heartbeat::Sender,
     /// Health and metrics, with `--metrics-bind`.
     pub(crate) metrics: Option<Metrics<'a>>,
+    /// With `--reload`: where to report the app's source files.
+    pub(crate) sources: Option<&'a std::fs::File>,
 }
 
 /// What a worker needs to count and to answer probes and scrapes.
@@ -68,6 +70,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         app,
         heartbeat,
         metrics,
+        sources,
     } = start;
     crate::process::set_name(config, "worker");
     // One thread runs every connection task. The current-thread scheduler
@@ -95,7 +98,11 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         counters,
         ..wsgi_config(config, settings.workers > 1)
     };
-    let app = match app.map_or_else(|| App::load(&wsgi), Ok) {
+    let app = app.map_or_else(|| App::load(&wsgi), Ok);
+    if let Some(pipe) = sources {
+        crate::reload::report_sources(pipe, app.is_ok());
+    }
+    let app = match app {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("{e}");

@@ -112,6 +112,23 @@ pub struct Cli {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Development: restart the workers when the app's Python files change
+    /// (new workers first; if the new code fails to import, the old workers
+    /// keep serving until the next change). Not with --preload.
+    #[arg(long)]
+    pub reload: bool,
+
+    /// With --reload, also restart when this file changes (a template, a
+    /// config file; a directory: any file under it). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub reload_extra_file: Vec<String>,
+
+    /// With --reload, ignore changes to Python files matching this glob
+    /// (matched against the path relative to the working directory, and the
+    /// file name). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub reload_ignore: Vec<String>,
+
     /// Change to this directory before importing the app (and put it on
     /// sys.path).
     #[arg(long, value_name = "DIR")]

@@ -58,6 +58,16 @@ pub struct Config {
     /// Process name shown by `ps` and in logs.
     pub name: Option<String>,
 
+    /// Development: restart the workers when the app's Python files change.
+    /// Never with `preload`. Default is false.
+    pub reload: bool,
+    /// With `reload`, more files (or directories) whose changes restart the
+    /// workers, as given (relative to the working directory).
+    pub reload_extra_file: Vec<PathBuf>,
+    /// With `reload`, globs of Python files whose changes are ignored; each
+    /// is a valid glob (checked with [`globset`]).
+    pub reload_ignore: Vec<String>,
+
     /// Directory to change into before importing the app; also put first on
     /// `sys.path`.
     pub chdir: Option<PathBuf>,

@@ -50,6 +50,16 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// Two settings that cannot be used together.
+    #[error("'{key}' {origin} cannot be combined with '{other}' {other_origin}: {reason}")]
+    Conflict {
+        key: &'static str,
+        origin: Origin,
+        other: &'static str,
+        other_origin: Origin,
+        reason: &'static str,
+    },
+
     /// A relevant environment variable is not valid UTF-8.
     #[error("the {0} environment variable is not valid UTF-8")]
     NotUnicode(String),

@@ -56,6 +56,17 @@ impl Config {
         if let Some(name) = &self.name {
             put("name", name.clone().into());
         }
+        put("reload", self.reload.into());
+        put(
+            "reload_extra_file",
+            strs(
+                self.reload_extra_file
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+            ),
+        );
+        put("reload_ignore", strs(self.reload_ignore.clone()));
         if let Some(chdir) = &self.chdir {
             put("chdir", path(chdir));
         }

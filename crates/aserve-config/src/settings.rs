@@ -67,6 +67,10 @@ pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("user", None),
     ("group", None),
     ("name", None),
+    // Development.
+    ("reload", Some(Bool(false))),
+    ("reload_extra_file", None),
+    ("reload_ignore", None),
     // Python.
     ("chdir", None),
     ("pythonpath", None),

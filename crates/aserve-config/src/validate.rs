@@ -107,6 +107,23 @@ impl Resolver<'_> {
     fn flag(&self, key: &'static str) -> Result<bool, ConfigError> {
         self.req(key, values::boolean)
     }
+
+    /// Two settings that were both turned on but cannot be combined.
+    fn conflict(
+        &self,
+        key: &'static str,
+        other: &'static str,
+        reason: &'static str,
+    ) -> Result<ConfigError, ConfigError> {
+        let origin = |key| Ok(self.find(key)?.map_or(Origin::Default, |(_, o)| o));
+        Ok(ConfigError::Conflict {
+            key,
+            origin: origin(key)?,
+            other,
+            other_origin: origin(other)?,
+            reason,
+        })
+    }
 }
 
 fn located(key: &'static str, origin: Origin, value: &Value, problem: Problem) -> ConfigError {
@@ -175,6 +192,16 @@ pub(crate) fn resolve(
         }
     };
     let limit_request_body = r.uint("limit_request_body", 0)?;
+    let preload = r.flag("preload")?;
+    let reload = r.flag("reload")?;
+    if reload && preload {
+        return Err(r.conflict(
+            "reload",
+            "preload",
+            "--reload restarts workers so that they import the changed code, \
+             and a preloaded app is imported once, in the master; drop one of them",
+        )?);
+    }
 
     Ok(Config {
         app,
@@ -186,7 +213,7 @@ pub(crate) fn resolve(
         umask: r.req("umask", values::umask)?,
         metrics_bind: r.get("metrics_bind", metrics_bind)?,
         workers,
-        preload: r.flag("preload")?,
+        preload,
         timeout: r.secs_or_off("timeout")?,
         max_requests: Some(r.uint("max_requests", 0)?).filter(|&n| n > 0),
         max_requests_jitter: r.uint("max_requests_jitter", 0)?,
@@ -196,6 +223,14 @@ pub(crate) fn resolve(
         user: r.get("user", values::account)?,
         group: r.get("group", values::account)?,
         name: r.get("name", values::nonempty)?,
+        reload,
+        reload_extra_file: r
+            .get("reload_extra_file", values::list)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        reload_ignore: r.get("reload_ignore", globs)?.unwrap_or_default(),
         chdir: r.path("chdir")?,
         pythonpath: r
             .get("pythonpath", values::list)?
@@ -257,6 +292,15 @@ fn metrics_bind(value: &Value) -> Result<Bind, Problem> {
 fn has_port(raw: &str) -> bool {
     raw.rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'))
+}
+
+/// Glob patterns, each checked to parse.
+fn globs(value: &Value) -> Result<Vec<String>, Problem> {
+    let globs = values::list(value)?;
+    for glob in &globs {
+        globset::Glob::new(glob).map_err(|e| Problem::Reason(format!("{glob:?}: {}", e.kind())))?;
+    }
+    Ok(globs)
 }
 
 fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, Problem> {

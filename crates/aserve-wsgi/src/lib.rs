@@ -210,6 +210,20 @@ pub fn interpreter_version() -> String {
     .unwrap_or_else(|_| format!("Python {}", Python::version_str()))
 }
 
+/// The app's own Python source files, as absolute paths, for `--reload`:
+/// the `.py` files of every module imported so far (and of those named by
+/// the last failed import of the app, whose broken module may never have
+/// reached `sys.modules`), leaving out the standard library and anything
+/// under a `site-packages` or `dist-packages` directory. Empty if no app
+/// was loaded in this process. Takes the GIL.
+pub fn source_files() -> Vec<PathBuf> {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return Vec::new();
+    }
+    Python::attach(|py| loader::source_files(py).unwrap_or_default())
+}
+
 /// Flushes Python's `sys.stdout` and `sys.stderr`, for a worker about to
 /// `_exit` (which skips the interpreter's own shutdown): what the app
 /// printed is not lost. Does nothing in a process without an interpreter.

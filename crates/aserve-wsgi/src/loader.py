@@ -12,6 +12,7 @@ import importlib
 import os
 import site
 import sys
+import sysconfig
 
 
 class AppLoadError(Exception):
@@ -65,10 +66,19 @@ def _virtualenv_site_packages(venv):
     return added
 
 
+# Files named by the last failed import of the app: the module that did not
+# compile may never reach sys.modules, and --reload must watch it.
+_failed_import_files = []
+
+
 def load(module_name, expr):
     """Imports module_name and evaluates expr: a name or a factory call."""
     name, args, kwargs = _parse(expr)
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException as exc:
+        _failed_import_files[:] = _traceback_files(exc)
+        raise
     try:
         obj = getattr(module, name)
     except AttributeError:
@@ -104,6 +114,45 @@ def _parse(expr):
             raise AppLoadError(f"**kwargs are not supported in {expr!r}.")
         return node.func.id, args, kwargs
     raise AppLoadError(f"Failed to parse {expr!r} as an attribute name or function call.")
+
+
+def _traceback_files(exc):
+    """The source files an exception's traceback (and a SyntaxError) names."""
+    files = []
+    if isinstance(exc, SyntaxError) and exc.filename:
+        files.append(exc.filename)
+    tb = exc.__traceback__
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return files
+
+
+def source_files():
+    """The app's own Python source files, for --reload: the .py files of the
+    imported modules (and those named by a failed import of the app) that
+    exist, outside the standard library and any site-packages.
+    """
+    paths = sysconfig.get_paths()
+    outside = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            outside.add(os.path.join(os.path.abspath(paths[key]), ""))
+            outside.add(os.path.join(os.path.realpath(paths[key]), ""))
+    outside = tuple(outside)
+    candidates = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+    found = set()
+    for path in candidates + _failed_import_files:
+        if not isinstance(path, str) or not path.endswith(".py"):
+            continue
+        path = os.path.abspath(path)
+        parts = path.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts or path.startswith(outside):
+            continue
+        # "<frozen ...>", and this loader's own "aserve/loader.py".
+        if os.path.isfile(path):
+            found.add(path)
+    return sorted(found)
 
 
 def format_exception(exc, tb):

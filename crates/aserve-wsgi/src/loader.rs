@@ -5,7 +5,7 @@
 //! [`LoadError`] whose message is what the user sees.
 
 use std::ffi::CString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
@@ -13,6 +13,8 @@ use pyo3::types::PyModule;
 use crate::{LoadError, WsgiConfig};
 
 const LOADER: &str = include_str!("loader.py");
+/// The name `loader.py` is registered under in `sys.modules`.
+const MODULE: &str = "_aserve_loader";
 
 /// The loaded `loader.py` module, kept for `format_exception`.
 pub(crate) struct Loader {
@@ -23,7 +25,9 @@ impl Loader {
     pub(crate) fn new(py: Python<'_>) -> PyResult<Self> {
         let code = CString::new(LOADER)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-        let module = PyModule::from_code(py, &code, c"aserve/loader.py", c"_aserve_loader")?;
+        let name = CString::new(MODULE)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        let module = PyModule::from_code(py, &code, c"aserve/loader.py", &name)?;
         Ok(Self {
             module: module.unbind(),
         })
@@ -88,6 +92,12 @@ impl Loader {
         };
         LoadError(format!("{what}:\n{}", self.format_exception(py, err)))
     }
+}
+
+/// `loader.py`'s `source_files()`, from the module [`Loader::new`]
+/// registered in `sys.modules` (an error if no loader ran here).
+pub(crate) fn source_files(py: Python<'_>) -> PyResult<Vec<PathBuf>> {
+    py.import(MODULE)?.call_method0("source_files")?.extract()
 }
 
 fn absolute(cwd: &Path, path: &Path) -> String {

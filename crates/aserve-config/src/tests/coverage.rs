@@ -26,6 +26,10 @@ fn print_config_round_trips() {
         "--access-logfile=/tmp/access.log",
         "--log-level=warning",
         "--body-timeout=0",
+        "--reload",
+        "--reload-extra-file=templates",
+        "--reload-extra-file=conf/app.yaml",
+        "--reload-ignore=*_test.py",
         "--print-config",
     ]);
     assert!(original.print_config);

@@ -144,6 +144,45 @@ fn out_of_range_names_the_env_var() {
 }
 
 #[test]
+fn reload_with_preload_is_refused_naming_both_sources() {
+    let s = setup().toml("preload = true\n");
+    assert_eq!(
+        s.err(&["m", "--reload"]),
+        format!(
+            "'reload' on the command line (--reload) cannot be combined with 'preload' in {}: \
+             --reload restarts workers so that they import the changed code, and a preloaded \
+             app is imported once, in the master; drop one of them",
+            s.path("aserve.toml").display()
+        )
+    );
+    let e = setup().env("ASERVE_RELOAD", "1").err(&["m", "--preload"]);
+    assert!(
+        e.starts_with(
+            "'reload' in the ASERVE_RELOAD environment variable cannot be combined with \
+             'preload' on the command line (--preload)"
+        ),
+        "{e}"
+    );
+    assert!(setup().ok(&["m", "--reload"]).reload);
+}
+
+#[test]
+fn reload_ignore_must_be_a_glob() {
+    let e = setup().err(&["m", "--reload", "--reload-ignore", "a[b"]);
+    assert!(
+        e.starts_with(
+            "invalid value for 'reload_ignore' on the command line (--reload-ignore): \"a[b\": "
+        ),
+        "{e}"
+    );
+    let c = setup()
+        .toml("reload_ignore = ['*_test.py', 'build/**']\nreload_extra_file = ['t.html']\n")
+        .ok(&["m"]);
+    assert_eq!(c.reload_ignore, ["*_test.py", "build/**"]);
+    assert_eq!(c.reload_extra_file, [PathBuf::from("t.html")]);
+}
+
+#[test]
 fn invalid_toml_is_one_line_with_position() {
     let s = setup().toml("app = 'm'\nworkers = = 2\n");
     let e = s.err(&[]);
