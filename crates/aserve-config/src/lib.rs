@@ -46,6 +46,7 @@ pub use bind::Bind;
 pub use cli::Cli;
 pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget};
 pub use error::{ConfigError, Origin};
+pub use ipnet::IpNet;
 
 /// Variables read besides `ASERVE_*`: defaults that platforms set.
 const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "VIRTUAL_ENV", "SCRIPT_NAME"];

@@ -111,9 +111,16 @@ async fn serve(input: &[u8]) {
         peer: None,
         local: None,
         secure: false,
+        forwarded: None,
     };
     let (_stop_tx, stop) = watch::channel(false);
-    let served = tokio::spawn(conn::serve(shared, Stream::Unix(server), info, stop));
+    let served = tokio::spawn(conn::serve(
+        shared,
+        Stream::Unix(server),
+        info,
+        bytes::Bytes::new(),
+        stop,
+    ));
     let output = async {
         // The server may answer and close before all the input is taken.
         let _ = client.write_all(input).await;

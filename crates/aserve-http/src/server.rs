@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
-use crate::{AccessLog, ConnInfo, Handler, Limits};
+use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
 /// (the worker), so every hyper option is derived here and nowhere else.
@@ -40,6 +40,12 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where each response is logged. Default is none.
     pub access_log: Option<Arc<AccessLog>>,
+    /// Whose forwarding headers are believed. Default is
+    /// [`Forwarding::default`] (this host's).
+    pub forwarding: Forwarding,
+    /// Peers that must open each connection with a PROXY protocol header;
+    /// `None`, the default, is no PROXY protocol.
+    pub proxy_protocol: Option<AllowList>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +58,8 @@ impl Default for ServerConfig {
             graceful_timeout: Duration::from_secs(30),
             limits: Limits::default(),
             access_log: None,
+            forwarding: Forwarding::default(),
+            proxy_protocol: None,
         }
     }
 }
@@ -134,10 +142,23 @@ impl<H: Handler> AcceptLoop<H> {
                 peer,
                 local,
                 secure: false,
+                forwarded: None,
             };
-            let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
+            let (shared, mut stop) = (Arc::clone(&self.shared), self.stop.clone());
+            let mut stream = stream;
             tokio::spawn(async move {
-                conn::serve(shared, stream, info, stop).await;
+                let config = &shared.config;
+                let proxied = crate::proxy_protocol::accept(
+                    config.proxy_protocol.as_ref(),
+                    &mut stream,
+                    info,
+                    config.header_timeout,
+                    &mut stop,
+                )
+                .await;
+                if let Some((info, early)) = proxied {
+                    conn::serve(shared, stream, info, early, stop).await;
+                }
                 drop(permit);
             });
         }

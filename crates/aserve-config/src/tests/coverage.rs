@@ -25,6 +25,10 @@ fn print_config_round_trips() {
         "--access-logfile=/tmp/access.log",
         "--log-level=warning",
         "--body-timeout=0",
+        "--forwarded-allow-ips=*",
+        "--forwarded-host-headers",
+        "--proxy-protocol",
+        "--proxy-allow-from=10.0.0.0/8,fd00::/8",
         "--print-config",
     ]);
     assert!(original.print_config);
