@@ -49,7 +49,13 @@ pub use error::{ConfigError, Origin};
 pub use ipnet::IpNet;
 
 /// Variables read besides `ASERVE_*`: defaults that platforms set.
-const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "VIRTUAL_ENV", "SCRIPT_NAME"];
+const PLATFORM_VARS: &[&str] = &[
+    "PORT",
+    "WEB_CONCURRENCY",
+    "VIRTUAL_ENV",
+    "SCRIPT_NAME",
+    "FORWARDED_ALLOW_IPS",
+];
 
 impl Config {
     /// Loads the configuration from the command line `args` (program name

@@ -292,12 +292,23 @@ fn cgi_name(name: &HeaderName) -> String {
 /// port leaking into SERVER_PORT. A Unix-domain socket has no address or
 /// port: there both come from the Host header (as under gunicorn), with
 /// `localhost` and the scheme's default port when it has none.
-fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
+///
+/// Behind a trusted proxy that forwards them (the user opted in), the
+/// host the client addressed and the port it connected to at the proxy
+/// take the place of the request's and the local ones.
+fn server_name_port<'a>(parts: &'a Parts, conn: &'a ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
+    let (name, port) = direct_name_port(parts, conn);
+    match conn.forwarded.as_deref().and_then(|f| f.port) {
+        Some(forwarded) => (name, port_text(forwarded)),
+        None => (name, port),
+    }
+}
+
+fn direct_name_port<'a>(parts: &'a Parts, conn: &'a ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
     let default_port = if conn.secure { "443" } else { "80" };
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
+    let forwarded = conn.forwarded.as_deref().and_then(|f| f.host.as_deref());
+    let host = forwarded
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .or_else(|| {
             parts
                 .headers
