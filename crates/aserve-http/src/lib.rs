@@ -26,7 +26,12 @@
 //! - a request over a size limit is answered (414, 431, 413) and never
 //!   reaches the handler;
 //! - a response never carries more bytes than its `Content-Length`, and a
-//!   body that ends short closes the connection rather than hang the client.
+//!   body that ends short closes the connection rather than hang the client;
+//! - the client a handler is told of ([`ConnInfo`]) is the socket's peer,
+//!   or what a proxy said: a PROXY protocol header (required, when
+//!   configured, from allowed peers only, before any HTTP), or the
+//!   forwarding headers of a peer in [`Forwarding::trusted`]; anyone
+//!   else's forwarding headers change nothing.
 
 mod access_log;
 mod allow;

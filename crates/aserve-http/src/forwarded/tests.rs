@@ -1,5 +1,8 @@
+use std::borrow::Cow;
+
 use http::HeaderValue;
 
+use super::rfc7239::quoted_string;
 use super::*;
 
 const PROXY: &str = "127.0.0.1:40000";
