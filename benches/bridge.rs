@@ -61,6 +61,7 @@ const CONN: ConnInfo = ConnInfo {
         8000,
     )),
     secure: false,
+    forwarded: None,
 };
 
 /// One request through the handler, body drained.

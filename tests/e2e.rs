@@ -13,6 +13,7 @@ mod corpus;
 mod environ;
 mod failures;
 mod file_wrapper;
+mod forwarded;
 mod frameworks;
 mod input;
 mod limits;

@@ -114,3 +114,15 @@ def cookie_get():
 @app.get("/redirect")
 def go():
     return redirect(url_for("hello", name="redirected"))
+
+
+@app.get("/login")
+def login():
+    # An absolute URL, built from the request's scheme and host: behind a
+    # TLS-terminating proxy it must say https (tests/forwarded.rs).
+    return redirect(url_for("hello", name="back", _external=True))
+
+
+@app.get("/client")
+def client():
+    return f"{request.remote_addr} {request.scheme} {request.host_url}"

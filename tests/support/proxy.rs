@@ -231,7 +231,7 @@ fn nginx_optional_temp_paths(nginx: &Path, dir: &Path) -> String {
         .collect()
 }
 
-fn nginx_conf(nginx: &Path, dir: &Path, listen: u16, upstream: SocketAddr) -> String {
+fn nginx_conf(nginx: &Path, dir: &Path, listen: u16, upstream: SocketAddr, extra: &str) -> String {
     let optional = nginx_optional_temp_paths(nginx, dir);
     let dir = dir.display();
     format!(
@@ -263,6 +263,7 @@ http {{
             proxy_connect_timeout 5s;
             proxy_send_timeout 10s;
             proxy_read_timeout 10s;
+{extra}
         }}
     }}
 }}
@@ -270,7 +271,7 @@ http {{
     )
 }
 
-fn haproxy_cfg(listen: u16, upstream: SocketAddr) -> String {
+fn haproxy_cfg(listen: u16, upstream: SocketAddr, extra: &str) -> String {
     format!(
         "\
 global
@@ -292,7 +293,7 @@ frontend in
     bind 127.0.0.1:{listen}
     default_backend aserve
 backend aserve
-    server aserve {upstream}
+    server aserve {upstream} {extra}
 "
     )
 }
@@ -314,6 +315,13 @@ impl Proxy {
     /// If the proxy cannot be installed or does not come up within 10 s;
     /// the message carries its log.
     pub fn start(kind: Kind, server: &Server) -> Proxy {
+        Self::start_with(kind, server, "")
+    }
+
+    /// Like [`Proxy::start`], with `extra` configuration: nginx directives
+    /// for its `location /` block, or options of HAProxy's `server` line
+    /// (`send-proxy`).
+    pub fn start_with(kind: Kind, server: &Server, extra: &str) -> Proxy {
         let tools = tools();
         let mut last_log = String::new();
         for _ in 0..3 {
@@ -323,8 +331,11 @@ impl Proxy {
             let mut cmd = match kind {
                 Kind::Nginx => {
                     let conf = dir.join("nginx.conf");
-                    fs::write(&conf, nginx_conf(&tools.nginx, &dir, port, server.addr()))
-                        .expect("write nginx.conf");
+                    fs::write(
+                        &conf,
+                        nginx_conf(&tools.nginx, &dir, port, server.addr(), extra),
+                    )
+                    .expect("write nginx.conf");
                     let mut cmd = Command::new(&tools.nginx);
                     cmd.arg("-p")
                         .arg(&dir)
@@ -339,7 +350,8 @@ impl Proxy {
                 }
                 Kind::Haproxy => {
                     let cfg = dir.join("haproxy.cfg");
-                    fs::write(&cfg, haproxy_cfg(port, server.addr())).expect("write haproxy.cfg");
+                    fs::write(&cfg, haproxy_cfg(port, server.addr(), extra))
+                        .expect("write haproxy.cfg");
                     let mut cmd = Command::new(&tools.haproxy);
                     cmd.arg("-f").arg(&cfg).arg("-db");
                     cmd

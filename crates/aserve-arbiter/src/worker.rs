@@ -24,8 +24,8 @@ use std::time::Duration;
 use aserve_config::{Config, LogFormat, LogTarget};
 use aserve_http::metrics::{Board, Endpoint};
 use aserve_http::{
-    AccessLog, AccessLogTarget, ConnInfo, Handler, Limits, Listener, Request, Response,
-    ServerConfig,
+    AccessLog, AccessLogTarget, AllowList, ConnInfo, Forwarding, Handler, Limits, Listener,
+    Request, Response, ServerConfig,
 };
 use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
@@ -302,6 +302,13 @@ fn server_config(config: &Config) -> ServerConfig {
         },
         access_log: None,
         metrics: None,
+        forwarding: Forwarding {
+            trusted: AllowList::new(config.forwarded_allow_ips.clone()),
+            host_headers: config.forwarded_host_headers,
+        },
+        proxy_protocol: config
+            .proxy_protocol
+            .then(|| AllowList::new(config.proxy_allow_from.clone())),
     }
 }
 

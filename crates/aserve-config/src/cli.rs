@@ -208,6 +208,28 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES")]
     pub limit_request_body: Option<u64>,
 
+    /// Comma-separated addresses and CIDR ranges of proxies whose
+    /// X-Forwarded-For/-Proto/-Ssl/-Protocol and Forwarded headers are
+    /// believed; `*` trusts every peer. Unix-socket peers are always trusted.
+    /// Default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.
+    #[arg(long, value_name = "LIST")]
+    pub forwarded_allow_ips: Option<String>,
+
+    /// Also believe X-Forwarded-Host, X-Forwarded-Port, X-Forwarded-Prefix
+    /// and Forwarded host= from the trusted proxies.
+    #[arg(long)]
+    pub forwarded_host_headers: bool,
+
+    /// Require a PROXY protocol header (v1 or v2) at the start of every
+    /// connection.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// Comma-separated addresses and CIDR ranges allowed to send a PROXY
+    /// protocol header; `*` allows every peer.
+    #[arg(long, value_name = "LIST")]
+    pub proxy_allow_from: Option<String>,
+
     /// Error log verbosity.
     #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
     pub log_level: Option<LogLevel>,

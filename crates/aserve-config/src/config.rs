@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::{AppSpec, Bind};
@@ -105,6 +106,20 @@ pub struct Config {
     pub queue_timeout: Option<Duration>,
     /// Request-size limits enforced before the app sees anything.
     pub limits: Limits,
+
+    /// Peers whose `X-Forwarded-*` and `Forwarded` headers are believed
+    /// (`*` is `0.0.0.0/0` and `::/0`; Unix-socket peers always are).
+    /// Default is $FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1.
+    pub forwarded_allow_ips: Vec<IpNet>,
+    /// Also believe `X-Forwarded-Host`/`-Port`/`-Prefix` and `Forwarded:
+    /// host=` from those peers. Default is false.
+    pub forwarded_host_headers: bool,
+    /// Every connection starts with a PROXY protocol header (v1 or v2).
+    /// Default is false.
+    pub proxy_protocol: bool,
+    /// Peers allowed to send a PROXY protocol header. Default is 127.0.0.1
+    /// and ::1.
+    pub proxy_allow_from: Vec<IpNet>,
 
     /// Error log verbosity. Default is `info`.
     pub log_level: LogLevel,

@@ -46,9 +46,15 @@ pub use bind::Bind;
 pub use cli::Cli;
 pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget};
 pub use error::{ConfigError, Origin};
+pub use ipnet::IpNet;
 
 /// Variables read besides `ASERVE_*`: defaults that platforms set.
-const PLATFORM_VARS: &[&str] = &["PORT", "WEB_CONCURRENCY", "SCRIPT_NAME"];
+const PLATFORM_VARS: &[&str] = &[
+    "PORT",
+    "WEB_CONCURRENCY",
+    "SCRIPT_NAME",
+    "FORWARDED_ALLOW_IPS",
+];
 
 impl Config {
     /// Loads the configuration from the command line `args` (program name

@@ -108,6 +108,11 @@ impl Config {
             "limit_request_body",
             int(self.limits.request_body.unwrap_or(0)),
         );
+        let nets = |nets: &[ipnet::IpNet]| strs(nets.iter().map(ToString::to_string).collect());
+        put("forwarded_allow_ips", nets(&self.forwarded_allow_ips));
+        put("forwarded_host_headers", self.forwarded_host_headers.into());
+        put("proxy_protocol", self.proxy_protocol.into());
+        put("proxy_allow_from", nets(&self.proxy_allow_from));
         put("log_level", enum_name(self.log_level).into());
         put("log_format", enum_name(self.log_format).into());
         put("error_logfile", log_target(&self.error_logfile).into());

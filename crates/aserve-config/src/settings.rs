@@ -41,6 +41,10 @@ impl std::fmt::Display for Builtin {
 pub(crate) const GUNICORN_ACCESS_LOGFORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
+/// The peers trusted by default to speak for clients: this host, as in
+/// gunicorn.
+pub(crate) const LOCALHOST: &str = "127.0.0.1,::1";
+
 use Builtin::{Bool, Int, Str};
 
 /// Every setting, in `--print-config` order, with its built-in default.
@@ -90,6 +94,11 @@ pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("limit_request_fields", Some(Int(100))),
     ("limit_request_field_size", Some(Int(8190))),
     ("limit_request_body", Some(Int(1 << 30))),
+    // Behind a proxy.
+    ("forwarded_allow_ips", None),
+    ("forwarded_host_headers", Some(Bool(false))),
+    ("proxy_protocol", Some(Bool(false))),
+    ("proxy_allow_from", Some(Str(LOCALHOST))),
     // Logging.
     ("log_level", Some(Str("info"))),
     ("log_format", Some(Str("text"))),

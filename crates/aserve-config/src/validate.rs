@@ -14,6 +14,7 @@ use figment::Figment;
 use figment::value::Value;
 
 use crate::layers::Layered;
+use crate::settings::LOCALHOST;
 use crate::values::{self, Problem};
 use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin};
 
@@ -202,6 +203,19 @@ pub(crate) fn resolve(
              and a preloaded app is imported once, in the master; drop one of them",
         )?);
     }
+    // gunicorn reads $FORWARDED_ALLOW_IPS as the setting's default.
+    let forwarded_allow_ips = match r.get("forwarded_allow_ips", values::addr_list)? {
+        Some(nets) => nets,
+        None => match r.platform(
+            "FORWARDED_ALLOW_IPS",
+            "forwarded_allow_ips",
+            values::addr_list,
+        )? {
+            Some(nets) => nets,
+            None => values::addr_list(&Value::from(LOCALHOST))
+                .map_err(|_| ConfigError::Internal("bad built-in address list".into()))?,
+        },
+    };
 
     Ok(Config {
         app,
@@ -255,6 +269,10 @@ pub(crate) fn resolve(
             request_field_size: r.count("limit_request_field_size", 1)?,
             request_body: Some(limit_request_body).filter(|&n| n > 0),
         },
+        forwarded_allow_ips,
+        forwarded_host_headers: r.flag("forwarded_host_headers")?,
+        proxy_protocol: r.flag("proxy_protocol")?,
+        proxy_allow_from: r.req("proxy_allow_from", values::addr_list)?,
         log_level: r.req("log_level", values::choice)?,
         log_format: r.req("log_format", values::choice)?,
         error_logfile: r.req("error_logfile", |v| log_target(v, LogTarget::Stderr))?,

@@ -5,7 +5,10 @@
 //! `"30"`); list readers take a list or a comma-separated string. A reader
 //! fails with a [`Problem`]; the caller adds the key and the source.
 
+use std::net::IpAddr;
+
 use figment::value::Value;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::ConfigError;
 
@@ -96,6 +99,36 @@ pub(crate) fn list(value: &Value) -> Result<Vec<String>, Problem> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect())
+}
+
+/// Addresses and CIDR ranges, IPv4 or IPv6 (`10.0.0.0/8`, `::1`), as a list
+/// or a comma-separated string; `*` is every address. A bare address is a
+/// range of one; host bits after the prefix are ignored (`10.1.2.3/8` is
+/// `10.0.0.0/8`). An empty list trusts nobody.
+pub(crate) fn addr_list(value: &Value) -> Result<Vec<IpNet>, Problem> {
+    let mut nets = Vec::new();
+    for item in list(value)? {
+        if item == "*" {
+            nets.extend([IpNet::V4(Ipv4Net::default()), IpNet::V6(Ipv6Net::default())]);
+            continue;
+        }
+        let net = match item.parse::<IpNet>() {
+            Ok(net) => net.trunc(),
+            Err(_) => match item.parse::<IpAddr>() {
+                Ok(addr) => IpNet::from(addr),
+                Err(_) => {
+                    return Err(Problem::Reason(format!(
+                        "{item:?} is not an IP address or CIDR range \
+                         (e.g. 10.0.0.0/8, 2001:db8::/32, 127.0.0.1, or *)"
+                    )));
+                }
+            },
+        };
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
 }
 
 /// One of a clap value enum's names, any case.
@@ -244,6 +277,32 @@ mod tests {
         assert_eq!(env_pair("A="), Ok(("A".into(), String::new())));
         assert!(env_pair("A").is_err());
         assert!(env_pair("=b").is_err());
+    }
+
+    #[test]
+    fn addr_lists_take_addresses_ranges_and_star() {
+        let nets = |s: &str| {
+            addr_list(&Value::from(s))
+                .map(|n| n.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            nets("127.0.0.1, ::1, 10.1.2.3/8, 2001:db8::/32").unwrap(),
+            ["127.0.0.1/32", "::1/128", "10.0.0.0/8", "2001:db8::/32"]
+        );
+        assert_eq!(nets("*").unwrap(), ["0.0.0.0/0", "::/0"]);
+        assert_eq!(nets("").unwrap(), Vec::<String>::new());
+        for bad in [
+            "10.0.0.300",
+            "10.0.0.0/33",
+            "example.com",
+            "::1/129",
+            "1.2.3.4/",
+        ] {
+            let Err(Problem::Reason(reason)) = nets(bad) else {
+                panic!("{bad} accepted");
+            };
+            assert!(reason.contains(&format!("{bad:?}")), "{reason}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ seconds=${1:-20}
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
 fi
-for target in request_head chunked_body; do
+for target in request_head chunked_body proxy_header; do
     corpus="corpus/$target"
     mkdir -p "$corpus"
     echo "== fuzz $target for ${seconds}s"

@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -95,17 +96,34 @@ impl<H> Shared<H> {
 
 type Io = TokioIo<CountingStream>;
 
+/// Serves one connection; `early` are bytes already read from it (after
+/// a PROXY protocol header), read again before the socket.
 pub(crate) async fn serve<H: Handler>(
     shared: Arc<Shared<H>>,
     stream: Stream,
     info: ConnInfo,
+    early: Bytes,
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    // Trust is a fact of the connection: checked once, not per request.
+    let trusted = shared.config.forwarding.trusted.allows(info.peer);
     let mut service = {
-        let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
+        let (shared, activity, info) = (Arc::clone(&shared), Arc::clone(&activity), info.clone());
         service_fn(move |mut req: http::Request<Incoming>| {
             let mut in_flight = activity.start_request();
+            let forwarded = trusted
+                .then(|| {
+                    let authority = req.uri().authority().map(|a| a.as_str());
+                    crate::forwarded::resolve(
+                        req.headers(),
+                        authority,
+                        &info,
+                        &shared.config.forwarding,
+                    )
+                })
+                .flatten();
+            let info = forwarded.unwrap_or_else(|| info.clone());
             let mut exchange = Exchange::begin(&shared.observers, &req, info.peer);
             // Only HTTP/1.0 pays for the method's clone.
             let http10 = (req.version() == Version::HTTP_10).then(|| req.method().clone());
@@ -162,6 +180,7 @@ pub(crate) async fn serve<H: Handler>(
         line_limit,
         metrics,
     ));
+    io.inner_mut().unread(early);
     let mut timers = Timers {
         phase: Phase {
             started: Instant::now(),

@@ -111,9 +111,16 @@ async fn serve(input: &[u8]) {
         peer: None,
         local: None,
         secure: false,
+        forwarded: None,
     };
     let (_stop_tx, stop) = watch::channel(false);
-    let served = tokio::spawn(conn::serve(shared, Stream::Unix(server), info, stop));
+    let served = tokio::spawn(conn::serve(
+        shared,
+        Stream::Unix(server),
+        info,
+        bytes::Bytes::new(),
+        stop,
+    ));
     let output = async {
         // The server may answer and close before all the input is taken.
         let _ = client.write_all(input).await;
@@ -159,4 +166,32 @@ pub fn chunked_body(body: &[u8]) {
     input.extend_from_slice(body);
     input.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
     one_connection(&input);
+}
+
+/// Arbitrary bytes as the start of a connection that must open with a
+/// PROXY protocol header. Properties: the verdict never depends on how the
+/// bytes arrive (every prefix of a complete header is incomplete, and the
+/// header parses the same without what follows it), a header never claims
+/// more bytes than were given, and an invalid start stays invalid however
+/// many bytes follow.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_protocol::{Parsed, parse};
+    match parse(data) {
+        Parsed::Header { len, addrs } => {
+            assert!(len <= data.len(), "header of {len} bytes in {}", data.len());
+            assert_eq!(parse(&data[..len]), Parsed::Header { len, addrs });
+            for end in 0..len {
+                assert_eq!(parse(&data[..end]), Parsed::Incomplete, "cut at {end}");
+            }
+        }
+        Parsed::Invalid(why) => {
+            let mut longer = data.to_vec();
+            longer.extend_from_slice(b"\r\n\r\n\0\r\nQUIT\n");
+            assert!(
+                matches!(parse(&longer), Parsed::Invalid(_)),
+                "invalid ({why}) became valid"
+            );
+        }
+        Parsed::Incomplete => {}
+    }
 }

@@ -26,12 +26,19 @@
 //! - a request over a size limit is answered (414, 431, 413) and never
 //!   reaches the handler;
 //! - a response never carries more bytes than its `Content-Length`, and a
-//!   body that ends short closes the connection rather than hang the client.
+//!   body that ends short closes the connection rather than hang the client;
+//! - the client a handler is told of ([`ConnInfo`]) is the socket's peer,
+//!   or what a proxy said: a PROXY protocol header (required, when
+//!   configured, from allowed peers only, before any HTTP), or the
+//!   forwarding headers of a peer in [`Forwarding::trusted`]; anyone
+//!   else's forwarding headers change nothing.
 
 mod access_log;
+mod allow;
 mod body;
 mod conn;
 mod drain;
+mod forwarded;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -42,9 +49,11 @@ mod listener;
 pub mod metrics;
 mod observe;
 mod persist;
+mod proxy_protocol;
 mod request_body;
 mod rules;
 mod server;
+mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,7 +62,9 @@ pub use access_log::{
     AccessLog, AccessLogError, AccessLogTarget, DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT,
     FormatError,
 };
+pub use allow::AllowList;
 pub use body::{BodyError, BodySender, Disconnected, ResponseBody};
+pub use forwarded::Forwarding;
 pub use limits::{Limits, reject};
 pub use listener::Listener;
 pub use request_body::RequestBody;
@@ -64,16 +75,45 @@ pub type Request = http::Request<RequestBody>;
 /// A response as the handler returns it.
 pub type Response = http::Response<ResponseBody>;
 
-/// Facts about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+/// Facts about the client a request came from and how it reached us.
+///
+/// On a direct connection these are the socket's. Behind a proxy the
+/// front end has already applied what the proxy said (a PROXY protocol
+/// header, or forwarding headers from a trusted peer), so a handler never
+/// reads those itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
-    /// The client's address; `None` on a Unix-domain socket.
+    /// The client's address; `None` on a Unix-domain socket. From a
+    /// forwarding header without a port, the port is 0.
     pub peer: Option<SocketAddr>,
-    /// The local address the client connected to; `None` on a Unix-domain
-    /// socket.
+    /// The local address the client connected to (behind a PROXY protocol
+    /// header, the proxy's address it connected to); `None` on a
+    /// Unix-domain socket.
     pub local: Option<SocketAddr>,
-    /// Whether the connection is TLS (`https`).
+    /// Whether the client used TLS (`https`), here or at a trusted proxy.
     pub secure: bool,
+    /// Where the client addressed the request, as a trusted proxy said;
+    /// only when the user opted in (`forwarded_host_headers`) and a proxy
+    /// said so.
+    pub forwarded: Option<Box<ForwardedTarget>>,
+}
+
+/// The host, port and path prefix a client addressed at a trusted proxy
+/// (`X-Forwarded-Host`, `-Port`, `-Prefix`, `Forwarded: host=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedTarget {
+    /// The request's Host as the client sent it to the proxy, with a
+    /// forwarded port in place of its own: `example.com`,
+    /// `example.com:8443`, `[2001:db8::1]:443`.
+    pub host: Option<String>,
+    /// The port the client connected to at the proxy: from
+    /// `X-Forwarded-Port`, else the forwarded host's port, else the
+    /// scheme's default.
+    pub port: Option<u16>,
+    /// The path the proxy serves the app under: starts with `/`, never
+    /// ends with one, no percent-encoding. It goes in front of the
+    /// configured mount point.
+    pub prefix: Option<String>,
 }
 
 /// Shows the peer, for logs: `peer=127.0.0.1:4242` or `peer=unix`.

@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
-use crate::{AccessLog, ConnInfo, Handler, Limits};
+use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
 /// (the worker), so every hyper option is derived here and nowhere else.
@@ -44,6 +44,12 @@ pub struct ServerConfig {
     /// This worker's slot of the server-wide metrics. Default is none (no
     /// counting at all).
     pub metrics: Option<WorkerCounters>,
+    /// Whose forwarding headers are believed. Default is
+    /// [`Forwarding::default`] (this host's).
+    pub forwarding: Forwarding,
+    /// Peers that must open each connection with a PROXY protocol header;
+    /// `None`, the default, is no PROXY protocol.
+    pub proxy_protocol: Option<AllowList>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +63,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             access_log: None,
             metrics: None,
+            forwarding: Forwarding::default(),
+            proxy_protocol: None,
         }
     }
 }
@@ -139,14 +147,27 @@ impl<H: Handler> AcceptLoop<H> {
                 peer,
                 local,
                 secure: false,
+                forwarded: None,
             };
-            let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
+            let (shared, mut stop) = (Arc::clone(&self.shared), self.stop.clone());
             let metrics = shared.config.metrics;
             if let Some(m) = metrics {
                 m.gauge(CONNECTIONS, 1);
             }
+            let mut stream = stream;
             tokio::spawn(async move {
-                conn::serve(shared, stream, info, stop).await;
+                let config = &shared.config;
+                let proxied = crate::proxy_protocol::accept(
+                    config.proxy_protocol.as_ref(),
+                    &mut stream,
+                    info,
+                    config.header_timeout,
+                    &mut stop,
+                )
+                .await;
+                if let Some((info, early)) = proxied {
+                    conn::serve(shared, stream, info, early, stop).await;
+                }
                 if let Some(m) = metrics {
                     m.gauge(CONNECTIONS, -1);
                 }

@@ -53,6 +53,7 @@ keys! {
     server_protocol = "SERVER_PROTOCOL",
     remote_addr = "REMOTE_ADDR",
     remote_port = "REMOTE_PORT",
+    script_name = "SCRIPT_NAME",
     url_scheme = "wsgi.url_scheme",
     input = "wsgi.input",
     http = "http",
@@ -200,6 +201,16 @@ impl EnvironBuilder {
         environ.set_item(&k.server_port, latin1(py, port.as_bytes())?)?;
         environ.set_item(&k.input, input)?;
         self.add_headers(py, &environ, parts)?;
+        if let Some(forwarded) = conn.forwarded.as_deref() {
+            if let Some(host) = &forwarded.host {
+                // COMMON_HEADERS[0] is Host.
+                environ.set_item(&self.common[0], latin1(py, host.as_bytes())?)?;
+            }
+            if let Some(prefix) = &forwarded.prefix {
+                let script_name = format!("{prefix}{}", self.script_name);
+                environ.set_item(&k.script_name, latin1(py, script_name.as_bytes())?)?;
+            }
+        }
         Ok(environ)
     }
 
@@ -281,12 +292,23 @@ fn cgi_name(name: &HeaderName) -> String {
 /// port leaking into SERVER_PORT. A Unix-domain socket has no address or
 /// port: there both come from the Host header (as under gunicorn), with
 /// `localhost` and the scheme's default port when it has none.
-fn server_name_port<'a>(parts: &'a Parts, conn: &ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
+///
+/// Behind a trusted proxy that forwards them (the user opted in), the
+/// host the client addressed and the port it connected to at the proxy
+/// take the place of the request's and the local ones.
+fn server_name_port<'a>(parts: &'a Parts, conn: &'a ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
+    let (name, port) = direct_name_port(parts, conn);
+    match conn.forwarded.as_deref().and_then(|f| f.port) {
+        Some(forwarded) => (name, port_text(forwarded)),
+        None => (name, port),
+    }
+}
+
+fn direct_name_port<'a>(parts: &'a Parts, conn: &'a ConnInfo) -> (Cow<'a, str>, Cow<'a, str>) {
     let default_port = if conn.secure { "443" } else { "80" };
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
+    let forwarded = conn.forwarded.as_deref().and_then(|f| f.host.as_deref());
+    let host = forwarded
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .or_else(|| {
             parts
                 .headers
@@ -388,6 +410,7 @@ mod tests {
             peer: None,
             local: local.map(|l| l.parse().expect("an address")),
             secure: false,
+            forwarded: None,
         };
         let (name, port) = server_name_port(&parts, &conn);
         (name.into_owned(), port.into_owned())
@@ -412,6 +435,34 @@ mod tests {
             let got = name_port(target, host, local);
             assert_eq!(got, (name.into(), port.into()), "{target} Host: {host:?}");
         }
+    }
+
+    #[test]
+    fn a_forwarded_host_and_port_replace_the_requests() {
+        let (parts, ()) = http::Request::builder()
+            .uri("/")
+            .header(header::HOST, "internal:8000")
+            .body(())
+            .expect("a request")
+            .into_parts();
+        let mut conn = ConnInfo {
+            peer: None,
+            local: Some("127.0.0.1:8000".parse().expect("an address")),
+            secure: true,
+            forwarded: Some(Box::new(aserve_http::ForwardedTarget {
+                host: Some("example.com:8443".into()),
+                port: Some(8443),
+                prefix: None,
+            })),
+        };
+        let got = server_name_port(&parts, &conn);
+        assert_eq!(got, ("example.com".into(), "8443".into()));
+        conn.forwarded = Some(Box::new(aserve_http::ForwardedTarget {
+            port: Some(443),
+            ..Default::default()
+        }));
+        let got = server_name_port(&parts, &conn);
+        assert_eq!(got, ("internal".into(), "443".into()));
     }
 
     #[test]

@@ -30,6 +30,10 @@ fn print_config_round_trips() {
         "--reload-extra-file=templates",
         "--reload-extra-file=conf/app.yaml",
         "--reload-ignore=*_test.py",
+        "--forwarded-allow-ips=*",
+        "--forwarded-host-headers",
+        "--proxy-protocol",
+        "--proxy-allow-from=10.0.0.0/8,fd00::/8",
         "--print-config",
     ]);
     assert!(original.print_config);

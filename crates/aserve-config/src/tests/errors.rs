@@ -206,3 +206,26 @@ fn bad_flags_stay_clap_errors() {
         }
     }
 }
+
+#[test]
+fn bad_address_lists_name_setting_source_and_entry() {
+    let e = setup()
+        .env("FORWARDED_ALLOW_IPS", "127.0.0.1,10.0.0.0/33")
+        .err(&["m"]);
+    assert!(
+        e.starts_with(
+            "invalid value for 'forwarded_allow_ips' in the FORWARDED_ALLOW_IPS \
+             environment variable: \"10.0.0.0/33\" is not an IP address or CIDR range"
+        ),
+        "{e}"
+    );
+    let e = setup().err(&["m", "--proxy-allow-from", "::1, nginx"]);
+    assert!(
+        e.starts_with(
+            "invalid value for 'proxy_allow_from' on the command line \
+             (--proxy-allow-from): \"nginx\" is not"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}

@@ -112,3 +112,30 @@ fn metrics_bind_is_off_unless_set() {
     let c = s.ok(&["--metrics-bind", "[::1]:9101"]);
     assert_eq!(c.metrics_bind, Some(tcp("::1", 9101)));
 }
+
+#[test]
+fn forwarded_allow_ips_falls_back_to_gunicorns_variable() {
+    let nets = |c: &Config| {
+        c.forwarded_allow_ips
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let c = setup().ok(&["m"]);
+    assert_eq!(nets(&c), ["127.0.0.1/32", "::1/128"]);
+    assert_eq!(
+        c.proxy_allow_from
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["127.0.0.1/32", "::1/128"]
+    );
+    let s = setup().env("FORWARDED_ALLOW_IPS", "10.0.0.0/8");
+    assert_eq!(nets(&s.ok(&["m"])), ["10.0.0.0/8"]);
+    let s = s.env("ASERVE_FORWARDED_ALLOW_IPS", "*");
+    assert_eq!(nets(&s.ok(&["m"])), ["0.0.0.0/0", "::/0"]);
+    let c = s.ok(&["m", "--forwarded-allow-ips", "192.0.2.1"]);
+    assert_eq!(nets(&c), ["192.0.2.1/32"]);
+    let c = setup().toml("forwarded_allow_ips = []").ok(&["m"]);
+    assert!(c.forwarded_allow_ips.is_empty());
+}
