@@ -1,8 +1,9 @@
 //! One worker process: its own tokio runtime, the WSGI app, and the front
 //! end serving the listeners it inherited from the master.
 //!
-//! This is also the one place where the user's [`Config`] becomes the front
-//! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
+//! This is also where the user's [`Config`] becomes the bridge's
+//! [`WsgiConfig`] (the front end's [`ServerConfig`] is made by
+//! [`ServerConfig::new`]).
 //!
 //! Invariants: the worker's main thread runs the reactor and holds the GIL
 //! only inside [`App::load`] and [`aserve_wsgi::flush_python_streams`], so
@@ -16,11 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aserve_config::{Config, LogFormat, LogTarget};
-use aserve_http::{
-    AccessLog, AccessLogTarget, ConnInfo, Handler, Limits, Listener, Request, Response,
-    ServerConfig,
-};
+use aserve_config::{Config, LogFormat};
+use aserve_http::{AccessLog, ConnInfo, Handler, Listener, Request, Response, ServerConfig};
 use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -104,7 +102,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         let stop = stop_signal(recycle, Arc::clone(&heartbeat))?;
         let server = ServerConfig {
             access_log,
-            ..server_config(config)
+            ..ServerConfig::new(config)
         };
         aserve_http::serve(listeners, Arc::new(handler), server, stop).await
     });
@@ -220,31 +218,9 @@ fn access_log(config: &Config) -> Result<Option<Arc<AccessLog>>, aserve_http::Ac
     let Some(target) = &config.access_logfile else {
         return Ok(None);
     };
-    let target = match target {
-        LogTarget::Stdout => AccessLogTarget::Stdout,
-        LogTarget::Stderr => AccessLogTarget::Stderr,
-        LogTarget::File(path) => AccessLogTarget::File(path.clone()),
-    };
+    let target = target.clone();
     let json = config.log_format == LogFormat::Json;
     AccessLog::start(target, &config.access_logformat, json).map(Some)
-}
-
-fn server_config(config: &Config) -> ServerConfig {
-    let limits = &config.limits;
-    ServerConfig {
-        max_connections: config.worker_connections,
-        keep_alive: config.keep_alive,
-        header_timeout: config.header_timeout,
-        body_timeout: config.body_timeout,
-        graceful_timeout: config.graceful_timeout,
-        limits: Limits {
-            request_line: limits.request_line,
-            request_fields: limits.request_fields,
-            request_field_size: limits.request_field_size,
-            request_body: limits.request_body,
-        },
-        access_log: None,
-    }
 }
 
 pub(crate) fn wsgi_config(config: &Config, multiprocess: bool) -> WsgiConfig {

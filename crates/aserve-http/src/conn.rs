@@ -59,6 +59,7 @@ use tokio::time::Instant;
 use crate::access_log::Pending;
 use crate::drain::Drain;
 use crate::io::{Activity, CountingStream, Events};
+use crate::limits::Enforce;
 use crate::listener::Stream;
 use crate::{BodyError, ConnInfo, Handler, Request, ResponseBody, ServerConfig, reject};
 
