@@ -14,6 +14,7 @@ mod environ;
 mod failures;
 mod file_wrapper;
 mod frameworks;
+mod gunicorn;
 mod input;
 mod limits;
 mod packaging;

@@ -155,6 +155,7 @@ impl Master {
             self.enforce_deadlines();
             if self.stopping.is_some() && self.workers.is_empty() {
                 tracing::info!("Shutting down: master exiting");
+                crate::process::hook("on_exit", &self.config, None);
                 return self.exit_code;
             }
         }
@@ -250,6 +251,7 @@ impl Master {
             for listener in &self.listeners {
                 tracing::info!("Listening at: {} ({pid})", listener.describe());
             }
+            crate::process::hook("when_ready", &self.config, None);
         }
     }
 

@@ -51,6 +51,8 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         heartbeat,
     } = start;
     crate::process::set_name(config, "worker");
+    let pid = std::process::id();
+    crate::process::hook("post_fork", config, Some(pid));
     // One thread runs every connection task. The current-thread scheduler
     // keeps them in one FIFO queue; the multi-thread one (even with one
     // worker thread) caps its local queue at 256 tasks and serves what
@@ -91,6 +93,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
+    crate::process::hook("post_worker_init", config, Some(pid));
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
     let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
     let heartbeat = Arc::new(heartbeat);
@@ -108,6 +111,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
+    crate::process::hook("worker_exit", config, Some(pid));
     // The caller `_exit`s, which skips the interpreter's shutdown.
     aserve_wsgi::flush_python_streams();
     match served {

@@ -100,6 +100,8 @@ pub enum PyValue {
     List(Vec<PyValue>),
     /// A function or other callable (a server hook, or a helper).
     Callable,
+    /// A dict, by its number of entries (`logconfig_dict`).
+    Dict(usize),
     /// A module (`import multiprocessing`).
     Module,
     /// Anything else, by type name (`dict`).
@@ -141,7 +143,8 @@ impl PyValue {
             PyValue::List(items) => format!("[{} items]", items.len()),
             PyValue::Callable => "a function".into(),
             PyValue::Module => "a module".into(),
-            PyValue::Other(kind) if kind == "dict" => "{…}".into(),
+            PyValue::Dict(0) => "{}".into(),
+            PyValue::Dict(_) => "{…}".into(),
             PyValue::Other(kind) => format!("a {kind}"),
         }
     }

@@ -40,3 +40,68 @@ def _describe(e, path):
         tb = tb.tb_next
     at = f" (line {line})" if line else ""
     return f"{type(e).__name__}: {e}{at}"
+
+
+class _Log:
+    """server.log / worker.log: gunicorn's logger methods, into aserve's log."""
+
+    def __init__(self, emit):
+        self._emit = emit
+
+    def _log(self, level, msg, args):
+        self._emit(level, str(msg) % args if args else str(msg))
+
+    def debug(self, msg, *args, **kwargs):
+        self._log("debug", msg, args)
+
+    def info(self, msg, *args, **kwargs):
+        self._log("info", msg, args)
+
+    def warning(self, msg, *args, **kwargs):
+        self._log("warning", msg, args)
+
+    warn = warning
+
+    def error(self, msg, *args, **kwargs):
+        self._log("error", msg, args)
+
+    critical = error
+
+    def exception(self, msg, *args, **kwargs):
+        import traceback
+
+        self._log("error", f"{msg}\n{traceback.format_exc()}".rstrip(), args)
+
+
+class _Stand:
+    """A stand-in for gunicorn's Arbiter or Worker: the attributes hooks use."""
+
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+
+    def __repr__(self):
+        return f"<aserve {self.kind} pid={self.pid}>"
+
+
+def call(namespace, name, server, worker, emit):
+    """Calls the hook `name` of the config file, if it defines one.
+
+    Returns the traceback of an exception it raised, or None.
+    """
+    hook = namespace.get(name)
+    if hook is None or not callable(hook):
+        return None
+    log = _Log(emit)
+    cfg = types.SimpleNamespace(
+        **{k: v for k, v in namespace.items() if not k.startswith("_")}
+    )
+    s = _Stand(kind="master", log=log, cfg=cfg, **server)
+    w = _Stand(kind="worker", log=log, cfg=cfg, **worker) if worker else None
+    args = {"post_fork": (s, w), "worker_exit": (s, w), "post_worker_init": (w,)}
+    try:
+        hook(*args.get(name, (s,)))
+    except Exception:
+        import traceback
+
+        return traceback.format_exc()
+    return None

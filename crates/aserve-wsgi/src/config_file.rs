@@ -14,13 +14,20 @@ use std::sync::{Mutex, PoisonError};
 use aserve_config::PyValue;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyModule, PyString, PyTuple};
+use pyo3::wrap_pyfunction;
 
 use crate::LoadError;
 
 const CODE: &str = include_str!("config_file.py");
 
-/// The namespace of the config file last run, for its hooks.
-static NAMESPACE: Mutex<Option<Py<PyDict>>> = Mutex::new(None);
+/// The config file last run: its namespace (for its hooks) and the helper
+/// module that calls them. Set in the master; forked workers inherit it.
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
+struct Loaded {
+    namespace: Py<PyDict>,
+    helper: Py<PyModule>,
+}
 
 /// Runs the Python config file at `path` and returns its module-level
 /// names (those starting with `_` included; the caller skips them).
@@ -45,7 +52,10 @@ pub fn run_config_file(path: &Path) -> Result<Vec<(String, PyValue)>, LoadError>
             };
             names.push((name, classify(&value)));
         }
-        *NAMESPACE.lock().unwrap_or_else(PoisonError::into_inner) = Some(namespace.unbind());
+        *LOADED.lock().unwrap_or_else(PoisonError::into_inner) = Some(Loaded {
+            namespace: namespace.unbind(),
+            helper: helper.unbind(),
+        });
         Ok(names)
     })
 }
@@ -82,6 +92,8 @@ fn classify(value: &Bound<'_, PyAny>) -> PyValue {
         PyValue::List(list.iter().map(|v| classify(&v)).collect())
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
         PyValue::List(tuple.iter().map(|v| classify(&v)).collect())
+    } else if let Ok(dict) = value.cast::<PyDict>() {
+        PyValue::Dict(dict.len())
     } else if value.is_instance_of::<PyModule>() {
         PyValue::Module
     } else if value.is_callable() {
@@ -93,5 +105,74 @@ fn classify(value: &Bound<'_, PyAny>) -> PyValue {
                 .name()
                 .map_or_else(|_| "object".into(), |n| n.to_string()),
         )
+    }
+}
+
+/// The process a hook is called about, as gunicorn's `server` (the master)
+/// and `worker` objects show it to the hook.
+#[derive(Debug, Clone)]
+pub struct HookInfo {
+    /// The master's pid (`server.pid`).
+    pub master_pid: u32,
+    /// Worker processes configured (`server.num_workers`).
+    pub num_workers: usize,
+    /// `server.proc_name`.
+    pub proc_name: String,
+    /// The worker's pid, for a worker's hook (`worker.pid`).
+    pub worker_pid: Option<u32>,
+}
+
+/// Calls the server hook `name` (gunicorn's name: `on_starting`,
+/// `post_fork`, …) of the Python config file, if one was run and defines
+/// it. An exception it raises is logged with its traceback and the server
+/// carries on. Without a Python config file this touches no Python at all.
+pub fn call_hook(name: &str, info: &HookInfo) {
+    let loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(loaded) = loaded.as_ref() else {
+        return;
+    };
+    Python::attach(|py| {
+        let run = || -> PyResult<Option<String>> {
+            let server = PyDict::new(py);
+            server.set_item("pid", info.master_pid)?;
+            server.set_item("num_workers", info.num_workers)?;
+            server.set_item("proc_name", &info.proc_name)?;
+            let worker = match info.worker_pid {
+                Some(pid) => {
+                    let worker = PyDict::new(py);
+                    worker.set_item("pid", pid)?;
+                    worker.set_item("ppid", info.master_pid)?;
+                    Some(worker)
+                }
+                None => None,
+            };
+            let emit = wrap_pyfunction!(emit, py)?;
+            loaded
+                .helper
+                .bind(py)
+                .call_method1(
+                    "call",
+                    (loaded.namespace.bind(py), name, server, worker, emit),
+                )?
+                .extract()
+        };
+        match run() {
+            Ok(None) => {}
+            Ok(Some(traceback)) => {
+                tracing::error!("The {name} hook raised:\n{}", traceback.trim_end());
+            }
+            Err(e) => tracing::error!("The {name} hook could not be called: {e}"),
+        }
+    });
+}
+
+/// `server.log.info(...)` and friends, from a hook: into aserve's log.
+#[pyfunction]
+fn emit(level: &str, message: &str) {
+    match level {
+        "debug" => tracing::debug!("{message}"),
+        "info" => tracing::info!("{message}"),
+        "warning" => tracing::warn!("{message}"),
+        _ => tracing::error!("{message}"),
     }
 }

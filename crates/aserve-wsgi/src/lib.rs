@@ -44,7 +44,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-pub use crate::config_file::run_config_file;
+pub use crate::config_file::{HookInfo, call_hook, run_config_file};
 use crate::driver::Driver;
 use crate::environ::{EnvironBuilder, EnvironSettings};
 use crate::loader::Loader;
