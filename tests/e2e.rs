@@ -17,6 +17,7 @@ mod frameworks;
 mod gunicorn;
 mod input;
 mod limits;
+mod migrating;
 mod packaging;
 mod process;
 mod protocol;

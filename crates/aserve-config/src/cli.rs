@@ -92,6 +92,19 @@ fn short(c: char) -> Option<Target> {
     })
 }
 
+/// Whether aserve reads the flag `flag` (`--workers`, `-k`, `--certfile`):
+/// a setting's or a command's, or one of gunicorn's that it refuses or
+/// does not need. (Used to check the gunicorn mapping against gunicorn.)
+pub fn is_known_flag(flag: &str) -> bool {
+    match flag.strip_prefix("--") {
+        Some(name) => long(name).is_some(),
+        None => {
+            let mut chars = flag.chars().skip(1);
+            matches!((chars.next(), chars.next()), (Some(c), None) if short(c).is_some())
+        }
+    }
+}
+
 /// A word that may follow a flag as its value: not itself a flag, except
 /// `-` (stdout/stderr) and negative numbers (refused later, as values).
 fn value_like(word: &str) -> bool {
