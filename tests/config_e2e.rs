@@ -237,3 +237,63 @@ fn hup_rereads_the_config_file() {
     assert!(server.log_since(mark).contains("'workers'"));
     assert_eq!(server.wait_for_workers(3, SOON), after);
 }
+
+#[test]
+fn check_config_rejects_a_bad_access_log_format() {
+    let run = run_to_exit(
+        command(&["--check-config", "--access-logformat", "%(nosuchatom)s"]),
+        EXIT,
+    );
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("invalid value for 'access_logformat' on the command line"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let file = config_file("many-problems", "wokers = 2\nkeepalive = 3\n");
+    let mut cmd = command(&[
+        "-c",
+        &file.display().to_string(),
+        "--workers",
+        "-1",
+        "--worker-clas",
+        "sync",
+        "--certfile",
+        "cert.pem",
+    ]);
+    cmd.env("ASERVE_BACKLOG", "lots");
+    let run = run_to_exit(cmd, EXIT);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    for needle in [
+        "unknown setting 'wokers'",
+        "(did you mean 'workers'?)",
+        "gunicorn's 'keepalive' is 'keep_alive' here",
+        "'backlog' in the ASERVE_BACKLOG environment variable",
+        "invalid value for 'workers' on the command line (--workers): expected an integer >= 1, found \"-1\"",
+        "unknown flag '--worker-clas' on the command line (did you mean --worker-class?)",
+        "gunicorn's 'certfile' (on the command line (--certfile)) is not supported",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(lines.len(), 6, "{}", run.stderr);
+    assert!(lines.iter().all(|l| l.starts_with("aserve: error: ")));
+}
+
+#[test]
+fn short_and_long_version_flags_print_the_version() {
+    for flag in ["-v", "-V", "--version"] {
+        let run = run_to_exit(command(&[flag]), EXIT);
+        assert_eq!(run.code, Some(0), "{flag}: {}", run.stderr);
+        assert!(run.stdout.starts_with("aserve "), "{flag}: {}", run.stdout);
+    }
+}

@@ -166,8 +166,14 @@ pub struct Spawned {
 impl Spawned {
     /// Spawns `cmd` with stdout discarded and stderr collected; stdin is
     /// left as `cmd` has it (the descriptor-passing tests use it).
-    pub fn spawn(mut cmd: Command) -> Spawned {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    pub fn spawn(cmd: Command) -> Spawned {
+        Self::spawn_with_stdout(cmd, Stdio::null())
+    }
+
+    /// [`Spawned::spawn`], with the server's stdout going to `stdout` (a
+    /// file, for the access log).
+    pub fn spawn_with_stdout(mut cmd: Command, stdout: Stdio) -> Spawned {
+        cmd.stdout(stdout).stderr(Stdio::piped());
         cmd.env_remove("PORT").env_remove("VIRTUAL_ENV");
         // The harness's own switch, not a setting (aserve rejects unknown
         // ASERVE_* variables).

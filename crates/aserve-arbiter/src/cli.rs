@@ -13,8 +13,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aserve_config::{Config, ConfigError};
-use clap::error::ErrorKind;
+use aserve_config::{Config, ConfigError, Host, PyValue};
 
 /// Set once [`main`] installs the process-wide state (logging, signal
 /// handling): a second server in the same process is refused.
@@ -34,11 +33,22 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("aserve: internal error (please report): {info}");
     }));
-    let config = match Config::load_args(argv.iter().cloned()) {
+    let config = match Config::load_args(argv.iter().cloned(), &ProcessHost) {
         Ok(config) => config,
-        Err(ConfigError::CommandLine(e)) => return command_line(&e),
+        Err(ConfigError::ShowHelp(help)) => {
+            print!("{help}");
+            let _ = std::io::stdout().flush();
+            return 0;
+        }
+        Err(ConfigError::ShowVersion) => {
+            println!("{}", version());
+            let _ = std::io::stdout().flush();
+            return 0;
+        }
         Err(e) => {
-            eprintln!("aserve: error: {e}");
+            for line in e.to_string().lines() {
+                eprintln!("aserve: error: {line}");
+            }
             return 2;
         }
     };
@@ -59,8 +69,17 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         eprintln!("aserve: error: {e}");
         return 2;
     }
-    let reload =
-        Box::new(move || Config::load_args(argv.iter().cloned()).map_err(|e| e.to_string()));
+    for notice in &config.notices {
+        tracing::info!("{notice}");
+    }
+    let reload = Box::new(move || {
+        let config = Config::load_args(argv.iter().cloned(), &ProcessHost)
+            .map_err(|e| e.to_string().replace('\n', "; "))?;
+        for notice in &config.notices {
+            tracing::info!("{notice}");
+        }
+        Ok(config)
+    });
     match crate::run(config, reload) {
         Ok(status) => status,
         Err(e) => {
@@ -70,17 +89,20 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// `--help`, `--version` or a usage error: printed as clap prints them,
-/// except that the version also names the interpreter aserve runs on.
-fn command_line(e: &clap::Error) -> i32 {
-    if e.kind() == ErrorKind::DisplayVersion {
-        println!("{}", version());
-        let _ = std::io::stdout().flush();
-        return 0;
+/// What loading the configuration needs from this process: the Python
+/// interpreter (for a `gunicorn.conf.py`) and the front end's access-log
+/// format parser, so that `--check-config` and a start fail on the same
+/// formats, before any worker is forked.
+struct ProcessHost;
+
+impl Host for ProcessHost {
+    fn run_python_config(&self, path: &std::path::Path) -> Result<Vec<(String, PyValue)>, String> {
+        aserve_wsgi::run_config_file(path).map_err(|e| e.to_string())
     }
-    let _ = e.print();
-    let _ = std::io::stdout().flush();
-    e.exit_code()
+
+    fn check_access_logformat(&self, format: &str) -> Result<(), String> {
+        aserve_http::check_access_log_format(format).map_err(|e| e.to_string())
+    }
 }
 
 /// `aserve 0.1.0 (CPython 3.11.7)`.

@@ -67,6 +67,7 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     let signals = signals::MasterSignals::install().map_err(ArbiterError::Signals)?;
     process::set_name(&config, "master");
     process::raise_fd_limit(&config);
+    process::hook("on_starting", &config, None);
     let preloaded = if config.preload {
         Some(aserve_wsgi::App::load(&worker::wsgi_config(
             &config,

@@ -210,6 +210,7 @@ impl Master {
                     reloader.reap();
                 }
                 tracing::info!("Shutting down: master exiting");
+                crate::process::hook("on_exit", &self.config, None);
                 return self.exit_code;
             }
         }
@@ -320,6 +321,7 @@ impl Master {
             if let Some(listener) = &self.listeners.metrics {
                 tracing::info!("Health and metrics at: {} ({pid})", listener.describe());
             }
+            crate::process::hook("when_ready", &self.config, None);
         }
     }
 

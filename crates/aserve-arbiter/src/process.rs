@@ -221,3 +221,19 @@ fn group_id(account: &Account) -> Result<Gid, ProcessError> {
         },
     }
 }
+
+/// Calls gunicorn's server hook `name` from a Python config file, if there
+/// is one, in this process: the master (`worker` is `None`) or a worker.
+pub(crate) fn hook(name: &str, config: &Config, worker: Option<u32>) {
+    let master_pid = match worker {
+        Some(_) => nix::unistd::getppid(),
+        None => nix::unistd::getpid(),
+    };
+    let info = aserve_wsgi::HookInfo {
+        master_pid: u32::try_from(master_pid.as_raw()).unwrap_or(0),
+        num_workers: config.workers,
+        proc_name: config.name.clone().unwrap_or_else(|| "aserve".into()),
+        worker_pid: worker,
+    };
+    aserve_wsgi::call_hook(name, &info);
+}

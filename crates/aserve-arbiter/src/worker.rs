@@ -1,8 +1,9 @@
 //! One worker process: its own tokio runtime, the WSGI app, and the front
 //! end serving the listeners it inherited from the master.
 //!
-//! This is also the one place where the user's [`Config`] becomes the front
-//! end's [`ServerConfig`] and the bridge's [`WsgiConfig`].
+//! This is also where the user's [`Config`] becomes the bridge's
+//! [`WsgiConfig`] (the front end's [`ServerConfig`] is made by
+//! [`ServerConfig::new`]).
 //!
 //! With `--metrics-bind`, the worker also serves the health and metrics
 //! listener on its reactor, beside (never behind) the app's listeners, and
@@ -21,12 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aserve_config::{Config, LogFormat, LogTarget};
+use aserve_config::{Config, LogFormat};
 use aserve_http::metrics::{Board, Endpoint};
-use aserve_http::{
-    AccessLog, AccessLogTarget, AllowList, ConnInfo, Forwarding, Handler, Limits, Listener,
-    Request, Response, ServerConfig,
-};
+use aserve_http::{AccessLog, ConnInfo, Handler, Listener, Request, Response, ServerConfig};
 use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -73,6 +71,8 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         sources,
     } = start;
     crate::process::set_name(config, "worker");
+    let pid = std::process::id();
+    crate::process::hook("post_fork", config, Some(pid));
     // One thread runs every connection task. The current-thread scheduler
     // keeps them in one FIFO queue; the multi-thread one (even with one
     // worker thread) caps its local queue at 256 tasks and serves what
@@ -130,6 +130,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
+    crate::process::hook("post_worker_init", config, Some(pid));
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
     let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
     let heartbeat = Arc::new(heartbeat);
@@ -156,7 +157,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         let server = ServerConfig {
             access_log,
             metrics: counters,
-            ..server_config(config)
+            ..ServerConfig::new(config)
         };
         let served = aserve_http::serve(listeners, Arc::new(handler), server, stop).await;
         drop(leaving);
@@ -167,6 +168,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     });
     // Blocking file reads for responses may still be queued; don't wait.
     runtime.shutdown_background();
+    crate::process::hook("worker_exit", config, Some(pid));
     // The caller `_exit`s, which skips the interpreter's shutdown.
     aserve_wsgi::flush_python_streams();
     match served {
@@ -277,39 +279,9 @@ fn access_log(config: &Config) -> Result<Option<Arc<AccessLog>>, aserve_http::Ac
     let Some(target) = &config.access_logfile else {
         return Ok(None);
     };
-    let target = match target {
-        LogTarget::Stdout => AccessLogTarget::Stdout,
-        LogTarget::Stderr => AccessLogTarget::Stderr,
-        LogTarget::File(path) => AccessLogTarget::File(path.clone()),
-    };
+    let target = target.clone();
     let json = config.log_format == LogFormat::Json;
     AccessLog::start(target, &config.access_logformat, json).map(Some)
-}
-
-fn server_config(config: &Config) -> ServerConfig {
-    let limits = &config.limits;
-    ServerConfig {
-        max_connections: config.worker_connections,
-        keep_alive: config.keep_alive,
-        header_timeout: config.header_timeout,
-        body_timeout: config.body_timeout,
-        graceful_timeout: config.graceful_timeout,
-        limits: Limits {
-            request_line: limits.request_line,
-            request_fields: limits.request_fields,
-            request_field_size: limits.request_field_size,
-            request_body: limits.request_body,
-        },
-        access_log: None,
-        metrics: None,
-        forwarding: Forwarding {
-            trusted: AllowList::new(config.forwarded_allow_ips.clone()),
-            host_headers: config.forwarded_host_headers,
-        },
-        proxy_protocol: config
-            .proxy_protocol
-            .then(|| AllowList::new(config.proxy_allow_from.clone())),
-    }
 }
 
 /// The worker's own handle on the metrics listener, and what it answers

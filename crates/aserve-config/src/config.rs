@@ -1,7 +1,9 @@
 //! The validated configuration: typed values only. Every field here has one
 //! setting of the same name (or, for [`Limits`], `limit_request_*`) in
-//! `docs/configuration.md`; [`crate::validate`] is the only code that fills
-//! these structs in.
+//! [`crate::settings::SETTINGS`]; loading (`validate.rs`) is the only code
+//! that fills these structs in. Defaults are not written here: they are the
+//! settings' ([`Config::defaults`]), and the runtime crates take them from
+//! there.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct Config {
     /// Number of worker processes, at least 1. Default is $WEB_CONCURRENCY,
     /// else 1.
     pub workers: usize,
+    /// gunicorn's worker class, if one was named; already applied to
+    /// `threads` and `request_timeout`. Default is none.
+    pub worker_class: Option<WorkerClass>,
     /// Import the app in the arbiter before forking workers. Default is false.
     pub preload: bool,
     /// A worker silent for this long is killed and replaced; `None` = never.
@@ -138,6 +143,10 @@ pub struct Config {
     pub print_config: bool,
     /// `--check-config`: validate, load the app, and exit.
     pub check_config: bool,
+    /// What loading did that the user should hear about (a gunicorn setting
+    /// accepted as unneeded, a worker class mapped, `./gunicorn.conf.py`
+    /// read): logged at info level once logging is up.
+    pub notices: Vec<String>,
 }
 
 /// Request-size limits, in gunicorn's names and defaults.
@@ -151,6 +160,72 @@ pub struct Limits {
     pub request_field_size: usize,
     /// Body bytes (413 beyond); `None` = no limit. Default is 1 GiB.
     pub request_body: Option<u64>,
+}
+
+/// gunicorn's worker classes, as aserve maps them onto its thread pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerClass {
+    /// One Python thread per worker; a request longer than `timeout` ends.
+    Sync,
+    /// A pool of `threads` Python threads.
+    Gthread,
+    /// The growing pool, up to `worker_connections` threads.
+    Gevent,
+    /// As `Gevent`.
+    Eventlet,
+}
+
+impl WorkerClass {
+    /// `sync`, `gthread`, … or gunicorn's dotted class paths for them.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        let lower = name.to_ascii_lowercase();
+        let class = match lower.as_str() {
+            "sync" | "gunicorn.workers.sync.syncworker" | "egg:gunicorn#sync" => Self::Sync,
+            "gthread" | "gunicorn.workers.gthread.threadworker" | "egg:gunicorn#gthread" => {
+                Self::Gthread
+            }
+            "gevent" | "gunicorn.workers.ggevent.geventworker" | "egg:gunicorn#gevent" => {
+                Self::Gevent
+            }
+            "eventlet" | "gunicorn.workers.geventlet.eventletworker" | "egg:gunicorn#eventlet" => {
+                Self::Eventlet
+            }
+            _ if [
+                "asgi",
+                "uvicorn",
+                "hypercorn",
+                "daphne",
+                "aiohttp",
+                "tornado",
+            ]
+            .iter()
+            .any(|word| lower.contains(word)) =>
+            {
+                return Err(format!(
+                    "{name:?} is an asynchronous (ASGI or event-loop) worker; aserve serves \
+                     WSGI apps only: run this app with uvicorn or hypercorn, or drop -k to \
+                     serve a WSGI app"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "expected one of sync, gthread, gevent, eventlet, found {name:?}"
+                ));
+            }
+        };
+        Ok(class)
+    }
+
+    /// The name `--worker-class` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Gthread => "gthread",
+            Self::Gevent => "gevent",
+            Self::Eventlet => "eventlet",
+        }
+    }
 }
 
 /// Error log verbosity, in gunicorn's names.

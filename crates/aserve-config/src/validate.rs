@@ -1,129 +1,102 @@
 //! Stage two: the merged layers become one typed [`Config`].
 //!
-//! Each setting is looked up in the merged figment, read by a reader from
-//! [`crate::values`], and range-checked; a failure names the key and, via
-//! the value's figment tag, the source it came from. Settings whose default
-//! depends on the environment (`$PORT`, `$WEB_CONCURRENCY`,
-//! `$SCRIPT_NAME`) or on another setting (`threads`) are resolved here.
+//! Every setting is looked up in the merged figment and read into its place
+//! by its [`crate::setting::Field`]; a failure names the key and, via the
+//! value's figment tag, the source it came from. Every failure is
+//! collected, so one run reports them all. Then [`finish`] applies the only
+//! rules that involve more than one setting or the environment: defaults
+//! from `$PORT`, `$WEB_CONCURRENCY`, `$SCRIPT_NAME` and
+//! `$FORWARDED_ALLOW_IPS`, `reload` against `preload`, the worker class,
+//! and the host's checks (the access log format).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::value::Value;
 
 use crate::layers::Layered;
-use crate::settings::LOCALHOST;
+use crate::setting::Default;
+use crate::settings::SETTINGS;
 use crate::values::{self, Problem};
-use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin};
+use crate::{AppSpec, Bind, Config, ConfigError, Host, Limits, LogFormat, LogLevel, LogTarget};
+use crate::{Origin, WorkerClass};
 
-const MIB: u64 = 1024 * 1024;
-
-/// Looks settings up in the merged layers.
-struct Resolver<'a> {
-    figment: &'a Figment,
-    env: &'a BTreeMap<String, String>,
+/// A [`Config`] before any setting is read: every place is overwritten by a
+/// default or a given value before anyone sees it, except the optional
+/// ones, which stay unset.
+fn blank() -> Config {
+    Config {
+        app: AppSpec {
+            module: String::new(),
+            expr: String::new(),
+        },
+        binds: Vec::new(),
+        backlog: 0,
+        reuse_port: false,
+        umask: 0,
+        metrics_bind: None,
+        workers: 1,
+        worker_class: None,
+        preload: false,
+        timeout: None,
+        max_requests: None,
+        max_requests_jitter: 0,
+        max_worker_memory: None,
+        graceful_timeout: Duration::ZERO,
+        pid: None,
+        user: None,
+        group: None,
+        name: None,
+        reload: false,
+        reload_extra_file: Vec::new(),
+        reload_ignore: Vec::new(),
+        chdir: None,
+        pythonpath: Vec::new(),
+        virtualenv: None,
+        root_path: String::new(),
+        env: Vec::new(),
+        threads: 1,
+        thread_idle_timeout: Duration::ZERO,
+        worker_connections: 1,
+        keep_alive: Duration::ZERO,
+        header_timeout: Duration::ZERO,
+        body_timeout: None,
+        request_timeout: None,
+        queue_timeout: None,
+        limits: Limits {
+            request_line: 0,
+            request_fields: 0,
+            request_field_size: 0,
+            request_body: None,
+        },
+        forwarded_allow_ips: Vec::new(),
+        forwarded_host_headers: false,
+        proxy_protocol: false,
+        proxy_allow_from: Vec::new(),
+        log_level: LogLevel::Info,
+        log_format: LogFormat::Text,
+        error_logfile: LogTarget::Stderr,
+        access_logfile: None,
+        access_logformat: String::new(),
+        config_file: None,
+        print_config: false,
+        check_config: false,
+        notices: Vec::new(),
+    }
 }
 
-impl Resolver<'_> {
-    /// The value of `key` and where it came from, if any layer has it.
-    fn find(&self, key: &'static str) -> Result<Option<(Value, Origin)>, ConfigError> {
-        match self.figment.find_value(key) {
-            Ok(value) => {
-                let origin = self
-                    .figment
-                    .get_metadata(value.tag())
-                    .map_or(Origin::Default, |md| Origin::from_metadata(md, key));
-                Ok(Some((value, origin)))
-            }
-            Err(e) if e.missing() => Ok(None),
-            Err(e) => Err(ConfigError::Internal(e.to_string())),
+/// The value of `key` and where it came from, if any layer has it.
+fn find(figment: &Figment, key: &str) -> Result<Option<(Value, Origin)>, ConfigError> {
+    match figment.find_value(key) {
+        Ok(value) => {
+            let origin = figment
+                .get_metadata(value.tag())
+                .map_or(Origin::Default, |md| Origin::from_metadata(md, key));
+            Ok(Some((value, origin)))
         }
-    }
-
-    /// `key` read by `read`, or `None` when no layer sets it.
-    fn get<T>(
-        &self,
-        key: &'static str,
-        read: impl FnOnce(&Value) -> Result<T, Problem>,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some((value, origin)) = self.find(key)? else {
-            return Ok(None);
-        };
-        read(&value)
-            .map(Some)
-            .map_err(|p| located(key, origin, &value, p))
-    }
-
-    /// Like [`Resolver::get`], for settings with a built-in default.
-    fn req<T>(
-        &self,
-        key: &'static str,
-        read: impl FnOnce(&Value) -> Result<T, Problem>,
-    ) -> Result<T, ConfigError> {
-        self.get(key, read)?
-            .ok_or_else(|| ConfigError::Internal(format!("no value for '{key}'")))
-    }
-
-    /// `$var` read by `read` as the fallback for `key`; unset or empty
-    /// counts as absent.
-    fn platform<T>(
-        &self,
-        var: &str,
-        key: &'static str,
-        read: impl FnOnce(&Value) -> Result<T, Problem>,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some(raw) = self.env.get(var).filter(|v| !v.is_empty()) else {
-            return Ok(None);
-        };
-        let value = Value::from(raw.clone());
-        let origin = Origin::Env(var.to_string());
-        read(&value)
-            .map(Some)
-            .map_err(|p| located(key, origin, &value, p))
-    }
-
-    fn uint(&self, key: &'static str, min: u64) -> Result<u64, ConfigError> {
-        self.req(key, |v| values::uint(v, min, u64::MAX))
-    }
-
-    fn count(&self, key: &'static str, min: u64) -> Result<usize, ConfigError> {
-        self.req(key, |v| values::count(v, min))
-    }
-
-    fn secs(&self, key: &'static str, min: u64) -> Result<Duration, ConfigError> {
-        self.uint(key, min).map(Duration::from_secs)
-    }
-
-    /// Seconds where 0 means "off".
-    fn secs_or_off(&self, key: &'static str) -> Result<Option<Duration>, ConfigError> {
-        Ok(Some(self.secs(key, 0)?).filter(|d| !d.is_zero()))
-    }
-
-    fn path(&self, key: &'static str) -> Result<Option<PathBuf>, ConfigError> {
-        self.get(key, |v| values::nonempty(v).map(PathBuf::from))
-    }
-
-    fn flag(&self, key: &'static str) -> Result<bool, ConfigError> {
-        self.req(key, values::boolean)
-    }
-
-    /// Two settings that were both turned on but cannot be combined.
-    fn conflict(
-        &self,
-        key: &'static str,
-        other: &'static str,
-        reason: &'static str,
-    ) -> Result<ConfigError, ConfigError> {
-        let origin = |key| Ok(self.find(key)?.map_or(Origin::Default, |(_, o)| o));
-        Ok(ConfigError::Conflict {
-            key,
-            origin: origin(key)?,
-            other,
-            other_origin: origin(other)?,
-            reason,
-        })
+        Err(e) if e.missing() => Ok(None),
+        Err(e) => Err(ConfigError::Internal(e.to_string())),
     }
 }
 
@@ -139,209 +112,226 @@ fn located(key: &'static str, origin: Origin, value: &Value, problem: Problem) -
     }
 }
 
-/// Turns the merged layers into a [`Config`]. `env` is only consulted for
-/// the platform variables `PORT`, `WEB_CONCURRENCY` and
-/// `SCRIPT_NAME`.
+/// Where each setting that was given (not defaulted) came from.
+type Given = BTreeMap<&'static str, Origin>;
+
+/// Turns the merged layers into a [`Config`], or every problem found.
+/// `env` is only consulted for the platform variables `PORT`,
+/// `WEB_CONCURRENCY` and `SCRIPT_NAME`.
 pub(crate) fn resolve(
     layered: Layered,
     env: &BTreeMap<String, String>,
+    host: &dyn Host,
 ) -> Result<Config, ConfigError> {
-    let r = Resolver {
-        figment: &layered.figment,
-        env,
-    };
-    let app = r
-        .get("app", |v| Ok(AppSpec::parse(&values::string(v)?)?))?
-        .ok_or(ConfigError::MissingApp)?;
-    let binds = match r.get("bind", binds)? {
-        Some(binds) => binds,
-        None => vec![Bind::default_for_port_env(
-            env.get("PORT").map(String::as_str),
-        )?],
-    };
-    let workers = match r.get("workers", |v| values::count(v, 1))? {
-        Some(n) => n,
-        None => r
-            .platform("WEB_CONCURRENCY", "workers", |v| values::count(v, 1))?
-            .unwrap_or(1),
-    };
-    // No `$VIRTUAL_ENV` fallback: the app runs in the interpreter that runs
-    // the console script, with that venv's packages; a venv activated in the
-    // shell may belong to another Python (and gunicorn ignores it too).
-    let virtualenv = r.path("virtualenv")?;
-    let root_path = match r.get("root_path", root_path)? {
-        Some(path) => path,
-        None => r
-            .platform("SCRIPT_NAME", "root_path", root_path)?
-            .unwrap_or_default(),
-    };
-    let worker_connections = r.count("worker_connections", 1)?;
-    let threads = r
-        .get("threads", |v| values::count(v, 1))?
-        .unwrap_or(worker_connections);
-    let max_worker_memory = r.uint("max_worker_memory", 0)?;
-    let max_worker_memory = match max_worker_memory.checked_mul(MIB) {
-        Some(bytes) => Some(bytes).filter(|&b| b > 0),
-        None => {
-            return Err(ConfigError::Value {
-                key: "max_worker_memory",
-                origin: r
-                    .find("max_worker_memory")?
-                    .map_or(Origin::Default, |f| f.1),
-                reason: format!("{max_worker_memory} MiB is more than 2^64 bytes"),
-            });
+    let mut errors = layered.errors;
+    let mut config = blank();
+    let mut given = Given::new();
+    let mut app_invalid = false;
+    for s in SETTINGS {
+        match find(&layered.figment, s.key) {
+            Ok(Some((value, origin))) => match s.field.read(&mut config, &value) {
+                Ok(()) => {
+                    if origin != Origin::Default {
+                        given.insert(s.key, origin);
+                    }
+                }
+                Err(problem) => {
+                    app_invalid |= s.key == "app";
+                    errors.push(located(s.key, origin, &value, problem));
+                }
+            },
+            Ok(None) => {
+                if matches!(s.default, Default::Is(_)) {
+                    errors.push(ConfigError::Internal(format!("no value for '{}'", s.key)));
+                }
+            }
+            Err(e) => errors.push(e),
         }
-    };
-    let limit_request_body = r.uint("limit_request_body", 0)?;
-    let preload = r.flag("preload")?;
-    let reload = r.flag("reload")?;
-    if reload && preload {
-        return Err(r.conflict(
-            "reload",
-            "preload",
-            "--reload restarts workers so that they import the changed code, \
-             and a preloaded app is imported once, in the master; drop one of them",
-        )?);
+    }
+    // A file that could not be read may well have named the app.
+    // So may an unknown flag's value.
+    let file_failed = errors.iter().any(|e| {
+        matches!(
+            e,
+            ConfigError::ConfigFile { .. } | ConfigError::UnknownFlag { .. }
+        )
+    });
+    if !given.contains_key("app") && !app_invalid && !file_failed {
+        errors.push(ConfigError::MissingApp);
+    }
+    config.notices = layered.notices;
+    finish(&mut config, &given, env, host, &mut errors);
+    config.config_file = layered.config_file;
+    config.print_config = layered.print_config;
+    config.check_config = layered.check_config;
+    match ConfigError::all(errors) {
+        Some(e) => Err(e),
+        None => Ok(config),
+    }
+}
+
+/// The rules that involve more than one setting, or the environment.
+fn finish(
+    config: &mut Config,
+    given: &Given,
+    env: &BTreeMap<String, String>,
+    host: &dyn Host,
+    errors: &mut Vec<ConfigError>,
+) {
+    let platform = |var: &str| env.get(var).filter(|v| !v.is_empty());
+    if !given.contains_key("bind") {
+        match Bind::default_for_port_env(platform("PORT").map(String::as_str)) {
+            Ok(bind) => config.binds = vec![bind],
+            Err(e) => errors.push(e),
+        }
+    }
+    if !given.contains_key("workers")
+        && let Some(raw) = platform("WEB_CONCURRENCY")
+    {
+        let value = Value::from(raw.clone());
+        match values::count(&value, 1) {
+            Ok(n) => config.workers = n,
+            Err(p) => errors.push(located(
+                "workers",
+                Origin::Env("WEB_CONCURRENCY".into()),
+                &value,
+                p,
+            )),
+        }
+    }
+    if !given.contains_key("root_path")
+        && let Some(raw) = platform("SCRIPT_NAME")
+    {
+        let value = Value::from(raw.clone());
+        match crate::settings::root_path(&value) {
+            Ok(path) => config.root_path = path,
+            Err(p) => errors.push(located(
+                "root_path",
+                Origin::Env("SCRIPT_NAME".into()),
+                &value,
+                p,
+            )),
+        }
     }
     // gunicorn reads $FORWARDED_ALLOW_IPS as the setting's default.
-    let forwarded_allow_ips = match r.get("forwarded_allow_ips", values::addr_list)? {
-        Some(nets) => nets,
-        None => match r.platform(
-            "FORWARDED_ALLOW_IPS",
-            "forwarded_allow_ips",
-            values::addr_list,
-        )? {
-            Some(nets) => nets,
-            None => values::addr_list(&Value::from(LOCALHOST))
-                .map_err(|_| ConfigError::Internal("bad built-in address list".into()))?,
-        },
+    if !given.contains_key("forwarded_allow_ips") {
+        let (raw, origin) = match platform("FORWARDED_ALLOW_IPS") {
+            Some(raw) => (raw.as_str(), Origin::Env("FORWARDED_ALLOW_IPS".into())),
+            None => (crate::settings::LOCALHOST, Origin::Default),
+        };
+        let value = Value::from(raw);
+        match values::addr_list(&value) {
+            Ok(nets) => config.forwarded_allow_ips = nets,
+            Err(p) => errors.push(located("forwarded_allow_ips", origin, &value, p)),
+        }
+    }
+    if config.reload && config.preload {
+        let origin = |key| given.get(key).cloned().unwrap_or(Origin::Default);
+        errors.push(ConfigError::Conflict(Box::new(crate::error::Conflict {
+            key: "reload",
+            origin: origin("reload"),
+            other: "preload",
+            other_origin: origin("preload"),
+            reason: "--reload restarts workers so that they import the changed code, \
+                     and a preloaded app is imported once, in the master; drop one of them",
+        })));
+    }
+    worker_class(config, given);
+    if let Err(reason) = host.check_access_logformat(&config.access_logformat) {
+        let origin = given
+            .get("access_logformat")
+            .cloned()
+            .unwrap_or(Origin::Default);
+        errors.push(ConfigError::Value {
+            key: "access_logformat",
+            origin,
+            reason,
+        });
+    }
+}
+
+/// gunicorn's worker class, mapped onto the thread pool: it sets the
+/// defaults of `threads` and (for `sync`) `request_timeout`.
+fn worker_class(config: &mut Config, given: &Given) {
+    let connections = config.worker_connections;
+    let threads_given = given.contains_key("threads");
+    let Some(class) = config.worker_class else {
+        if !threads_given {
+            config.threads = connections;
+        }
+        return;
     };
-
-    Ok(Config {
-        app,
-        binds,
-        backlog: r.req("backlog", |v| {
-            values::uint(v, 0, u32::MAX.into()).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        })?,
-        reuse_port: r.flag("reuse_port")?,
-        umask: r.req("umask", values::umask)?,
-        metrics_bind: r.get("metrics_bind", metrics_bind)?,
-        workers,
-        preload,
-        timeout: r.secs_or_off("timeout")?,
-        max_requests: Some(r.uint("max_requests", 0)?).filter(|&n| n > 0),
-        max_requests_jitter: r.uint("max_requests_jitter", 0)?,
-        max_worker_memory,
-        graceful_timeout: r.secs("graceful_timeout", 0)?,
-        pid: r.path("pid")?,
-        user: r.get("user", values::account)?,
-        group: r.get("group", values::account)?,
-        name: r.get("name", values::nonempty)?,
-        reload,
-        reload_extra_file: r
-            .get("reload_extra_file", values::list)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-        reload_ignore: r.get("reload_ignore", globs)?.unwrap_or_default(),
-        chdir: r.path("chdir")?,
-        pythonpath: r
-            .get("pythonpath", values::list)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-        virtualenv,
-        root_path,
-        env: r.get("env", env_pairs)?.unwrap_or_default(),
-        threads,
-        thread_idle_timeout: r.secs("thread_idle_timeout", 0)?,
-        worker_connections,
-        keep_alive: r.secs("keep_alive", 0)?,
-        header_timeout: r.secs("header_timeout", 1)?,
-        body_timeout: r.secs_or_off("body_timeout")?,
-        request_timeout: r.secs_or_off("request_timeout")?,
-        queue_timeout: r.secs_or_off("queue_timeout")?,
-        limits: Limits {
-            request_line: r.count("limit_request_line", 1)?,
-            request_fields: r.count("limit_request_fields", 1)?,
-            request_field_size: r.count("limit_request_field_size", 1)?,
-            request_body: Some(limit_request_body).filter(|&n| n > 0),
-        },
-        forwarded_allow_ips,
-        forwarded_host_headers: r.flag("forwarded_host_headers")?,
-        proxy_protocol: r.flag("proxy_protocol")?,
-        proxy_allow_from: r.req("proxy_allow_from", values::addr_list)?,
-        log_level: r.req("log_level", values::choice)?,
-        log_format: r.req("log_format", values::choice)?,
-        error_logfile: r.req("error_logfile", |v| log_target(v, LogTarget::Stderr))?,
-        access_logfile: r.get("access_logfile", |v| log_target(v, LogTarget::Stdout))?,
-        access_logformat: r.req("access_logformat", values::string)?,
-        config_file: layered.config_file.clone(),
-        print_config: layered.print_config,
-        check_config: layered.check_config,
-    })
+    let from = given
+        .get("worker_class")
+        .map_or_else(String::new, |o| format!(" ({o})"));
+    let name = class.name();
+    let notice = match class {
+        WorkerClass::Sync if threads_given && config.threads > 1 => format!(
+            "Worker class '{name}'{from} with threads = {}: a pool of {} Python threads per \
+             worker, as gunicorn runs gthread then",
+            config.threads, config.threads
+        ),
+        WorkerClass::Sync => {
+            if !threads_given {
+                config.threads = 1;
+            }
+            let mut notice = format!("Worker class '{name}'{from}: one Python thread per worker");
+            if !given.contains_key("request_timeout")
+                && let Some(timeout) = config.timeout
+            {
+                config.request_timeout = Some(timeout);
+                notice.push_str(&format!(
+                    "; a request running over timeout ({} s) gets 504, where gunicorn's sync \
+                     worker would be killed",
+                    timeout.as_secs()
+                ));
+            }
+            notice
+        }
+        WorkerClass::Gthread => {
+            if !threads_given {
+                config.threads = 1;
+            }
+            format!(
+                "Worker class '{name}'{from}: a pool of {} Python thread{} per worker",
+                config.threads,
+                if config.threads == 1 { "" } else { "s" }
+            )
+        }
+        WorkerClass::Gevent | WorkerClass::Eventlet => {
+            if !threads_given {
+                config.threads = connections;
+            }
+            format!(
+                "Worker class '{name}'{from}: no monkey-patching needed; each worker serves \
+                 up to {connections} connections from one event loop, with a pool of Python \
+                 threads that grows up to {} while requests block",
+                config.threads
+            )
+        }
+    };
+    config.notices.push(notice);
 }
 
-fn binds(value: &Value) -> Result<Vec<Bind>, Problem> {
-    let binds = values::list(value)?;
-    if binds.is_empty() {
-        return Err(Problem::Expected("at least one address".into()));
+/// The configuration with every setting at its built-in default, and the
+/// default of every setting that has one derived from nothing (no
+/// environment, no file). For tests and embedders.
+pub(crate) fn defaults(app: AppSpec) -> Config {
+    let mut config = blank();
+    let figment = crate::layers::defaults();
+    for s in SETTINGS {
+        if let Ok(Some((value, _))) = find(&figment, s.key) {
+            let _ = s.field.read(&mut config, &value);
+        }
     }
-    Ok(binds
-        .iter()
-        .map(|b| Bind::parse(b))
-        .collect::<Result<_, _>>()?)
-}
-
-/// `HOST:PORT` only: probes and scrapers reach a pod over TCP.
-fn metrics_bind(value: &Value) -> Result<Bind, Problem> {
-    let raw = values::nonempty(value)?;
-    match Bind::parse(&raw)? {
-        tcp @ Bind::Tcp { .. } if has_port(&raw) => Ok(tcp),
-        Bind::Tcp { .. } => Err(Problem::Reason(format!(
-            "{raw:?}: expected HOST:PORT (no default port for metrics)"
-        ))),
-        _ => Err(Problem::Reason(format!("{raw:?}: expected HOST:PORT"))),
-    }
-}
-
-fn has_port(raw: &str) -> bool {
-    raw.rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'))
-}
-
-/// Glob patterns, each checked to parse.
-fn globs(value: &Value) -> Result<Vec<String>, Problem> {
-    let globs = values::list(value)?;
-    for glob in &globs {
-        globset::Glob::new(glob).map_err(|e| Problem::Reason(format!("{glob:?}: {}", e.kind())))?;
-    }
-    Ok(globs)
-}
-
-fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, Problem> {
-    values::list(value)?
-        .iter()
-        .map(|pair| values::env_pair(pair).map_err(Problem::Reason))
-        .collect()
-}
-
-/// `-` is the process's own stream (`stdio`); anything else a file.
-fn log_target(value: &Value, stdio: LogTarget) -> Result<LogTarget, Problem> {
-    match values::nonempty(value)?.as_str() {
-        "-" => Ok(stdio),
-        path => Ok(LogTarget::File(PathBuf::from(path))),
-    }
-}
-
-/// `SCRIPT_NAME` is '' or starts with '/' and never ends with one.
-fn root_path(value: &Value) -> Result<String, Problem> {
-    let raw = values::string(value)?;
-    let trimmed = raw.trim_end_matches('/');
-    if !trimmed.is_empty() && !trimmed.starts_with('/') {
-        return Err(Problem::Reason(format!("{raw:?} must start with '/'")));
-    }
-    Ok(trimmed.to_string())
+    let mut errors = Vec::new();
+    finish(
+        &mut config,
+        &Given::new(),
+        &BTreeMap::new(),
+        &crate::NoHost,
+        &mut errors,
+    );
+    config.app = app;
+    config
 }

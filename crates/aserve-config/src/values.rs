@@ -160,7 +160,7 @@ pub(crate) fn umask(value: &Value) -> Result<u32, Problem> {
     }
 }
 
-/// `022`, `0o022`, `0022` → 0o22. Also clap's parser for `--umask`.
+/// `022`, `0o022`, `0022` → 0o22.
 pub(crate) fn parse_octal(raw: &str) -> Result<u32, String> {
     let s = raw.trim();
     let digits = s.strip_prefix("0o").or(s.strip_prefix("0O")).unwrap_or(s);
@@ -172,7 +172,7 @@ pub(crate) fn parse_octal(raw: &str) -> Result<u32, String> {
     }
 }
 
-/// `KEY=VALUE`, split. Also clap's check for `--env`.
+/// `KEY=VALUE`, split.
 pub(crate) fn env_pair(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
@@ -181,11 +181,6 @@ pub(crate) fn env_pair(raw: &str) -> Result<(String, String), String> {
         Some(_) => Err(format!("{raw:?}: the variable name is empty")),
         None => Err(format!("expected KEY=VALUE, found {raw:?}")),
     }
-}
-
-/// clap's value parser for `--env`: checks, keeps the raw string.
-pub(crate) fn check_env_pair(raw: &str) -> Result<String, String> {
-    env_pair(raw).map(|_| raw.to_string())
 }
 
 /// A user or group: a numeric id, or a name.

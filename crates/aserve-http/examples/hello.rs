@@ -46,7 +46,8 @@ fn parse_args() -> Result<(String, ServerConfig), String> {
     let addr = args
         .next()
         .ok_or("usage: hello HOST:PORT [--max-connections N] [--keep-alive SECS]")?;
-    let mut config = ServerConfig::default();
+    let app = aserve_config::AppSpec::parse("hello").map_err(|e| e.to_string())?;
+    let mut config = ServerConfig::new(&aserve_config::Config::defaults(app));
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number: u64 = value.parse().map_err(|e| format!("{flag} {value}: {e}"))?;

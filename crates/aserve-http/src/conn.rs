@@ -59,6 +59,7 @@ use tokio::time::Instant;
 
 use crate::drain::Drain;
 use crate::io::{Activity, CountingStream, Events};
+use crate::limits::Enforce;
 use crate::listener::Stream;
 use crate::metrics::PARKED;
 use crate::observe::{Exchange, Observers};

@@ -103,7 +103,10 @@ async fn serve(input: &[u8]) {
     let config = ServerConfig {
         header_timeout: Duration::from_secs(2),
         body_timeout: Some(Duration::from_secs(2)),
-        ..ServerConfig::default()
+        ..ServerConfig::new(&aserve_config::Config::defaults(aserve_config::AppSpec {
+            module: "fuzz".into(),
+            expr: "application".into(),
+        }))
     };
     let shared = Arc::new(Shared::new(Arc::new(Reader(Arc::clone(&seen))), config));
     let (server, mut client) = tokio::net::UnixStream::pair().expect("a socket pair");

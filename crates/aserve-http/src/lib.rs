@@ -59,8 +59,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 pub use access_log::{
-    AccessLog, AccessLogError, AccessLogTarget, DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT,
-    FormatError,
+    AccessLog, AccessLogError, AccessLogTarget, FormatError,
+    check_format as check_access_log_format,
 };
 pub use allow::AllowList;
 pub use body::{BodyError, BodySender, Disconnected, ResponseBody};

@@ -10,34 +10,20 @@ use http::{HeaderValue, StatusCode};
 
 use crate::{Response, ResponseBody};
 
-/// Request-size limits. Defaults are gunicorn's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Bytes in the request line; longer gets 414. Default is 4094.
-    pub request_line: usize,
-    /// Header fields; more gets 431. Default is 100.
-    pub request_fields: usize,
-    /// Bytes in one header field (`name: value`); larger gets 431. Default
-    /// is 8190.
-    pub request_field_size: usize,
-    /// Body bytes; more gets 413. `None` is no limit. Default is 1 GiB.
-    pub request_body: Option<u64>,
-}
+pub use aserve_config::Limits;
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            request_line: 4094,
-            request_fields: 100,
-            request_field_size: 8190,
-            request_body: Some(1 << 30),
-        }
-    }
-}
-
-impl Limits {
+/// Enforcing the user's [`Limits`] (whose values and defaults are the
+/// configuration's) on a request head.
+pub(crate) trait Enforce {
     /// hyper's read-buffer cap: room for a maximal legal head.
-    pub(crate) fn read_buffer(&self) -> usize {
+    fn read_buffer(&self) -> usize;
+
+    /// The error response for a request over a limit, if it is.
+    fn check<B>(&self, request: &http::Request<B>) -> Option<Response>;
+}
+
+impl Enforce for Limits {
+    fn read_buffer(&self) -> usize {
         let fields = self
             .request_fields
             .saturating_mul(self.request_field_size.saturating_add(2));
@@ -47,8 +33,7 @@ impl Limits {
             .max(8192)
     }
 
-    /// The error response for a request over a limit, if it is.
-    pub(crate) fn check<B>(&self, request: &http::Request<B>) -> Option<Response> {
+    fn check<B>(&self, request: &http::Request<B>) -> Option<Response> {
         let target = match request.uri().scheme() {
             None => request
                 .uri()
@@ -127,6 +112,10 @@ fn request(line_target: &str, headers: &[(&str, &str)]) -> crate::Request {
 mod tests {
     use super::*;
 
+    fn app() -> aserve_config::AppSpec {
+        aserve_config::AppSpec::parse("app").expect("an app")
+    }
+
     fn status(limits: &Limits, req: &crate::Request) -> Option<StatusCode> {
         limits.check(req).map(|r| r.status())
     }
@@ -165,7 +154,7 @@ mod tests {
     fn no_body_limit_means_none() {
         let limits = Limits {
             request_body: None,
-            ..Limits::default()
+            ..aserve_config::Config::defaults(app()).limits
         };
         assert_eq!(
             status(&limits, &request("/", &[("content-length", "99999999999")])),

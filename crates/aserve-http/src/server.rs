@@ -15,6 +15,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aserve_config::Config;
 use tokio::sync::{Semaphore, watch};
 
 use crate::conn::{self, Shared};
@@ -22,49 +23,58 @@ use crate::listener::{Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
 use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
-/// Front-end settings. Built from the user's configuration in one place
-/// (the worker), so every hyper option is derived here and nowhere else.
+/// Front-end settings, taken from the user's [`Config`] by
+/// [`ServerConfig::new`], the one place where the configuration becomes the
+/// front end's options. Defaults are the configuration's, not written here.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Open connections allowed at once. Default is 1000.
+    /// Open connections allowed at once (`worker_connections`).
     pub max_connections: usize,
-    /// How long an idle keep-alive connection stays open. Default is 5 s.
+    /// How long an idle keep-alive connection stays open (`keep_alive`).
     pub keep_alive: Duration,
-    /// Time a client has to send a complete request head. Default is 30 s.
+    /// Time a client has to send a complete request head (`header_timeout`).
     pub header_timeout: Duration,
-    /// Longest silence while reading a request body before the read fails.
-    /// Default is 60 s; `None` is no limit.
+    /// Longest silence while reading a request body before the read fails;
+    /// `None` is no limit (`body_timeout`).
     pub body_timeout: Option<Duration>,
-    /// Time in-flight requests get to finish on shutdown. Default is 30 s.
+    /// Time in-flight requests get to finish on shutdown
+    /// (`graceful_timeout`).
     pub graceful_timeout: Duration,
-    /// Request-size limits. Default is [`Limits::default`].
+    /// Request-size limits (`limit_request_*`).
     pub limits: Limits,
-    /// Where each response is logged. Default is none.
+    /// Where each response is logged. [`ServerConfig::new`] leaves it
+    /// unset: the caller starts the log (a writer thread) where it runs.
     pub access_log: Option<Arc<AccessLog>>,
-    /// This worker's slot of the server-wide metrics. Default is none (no
-    /// counting at all).
+    /// This worker's slot of the server-wide metrics. [`ServerConfig::new`]
+    /// leaves it unset (no counting at all): the worker has the slot.
     pub metrics: Option<WorkerCounters>,
-    /// Whose forwarding headers are believed. Default is
-    /// [`Forwarding::default`] (this host's).
+    /// Whose forwarding headers are believed (`forwarded_allow_ips`,
+    /// `forwarded_host_headers`).
     pub forwarding: Forwarding,
-    /// Peers that must open each connection with a PROXY protocol header;
-    /// `None`, the default, is no PROXY protocol.
+    /// Peers that must open each connection with a PROXY protocol header
+    /// (`proxy_allow_from`); `None` is no PROXY protocol (`proxy_protocol`).
     pub proxy_protocol: Option<AllowList>,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
+impl ServerConfig {
+    /// The front end's options from the user's configuration.
+    pub fn new(config: &Config) -> Self {
         Self {
-            max_connections: 1000,
-            keep_alive: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(30),
-            body_timeout: Some(Duration::from_secs(60)),
-            graceful_timeout: Duration::from_secs(30),
-            limits: Limits::default(),
+            max_connections: config.worker_connections,
+            keep_alive: config.keep_alive,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            graceful_timeout: config.graceful_timeout,
+            limits: config.limits,
             access_log: None,
             metrics: None,
-            forwarding: Forwarding::default(),
-            proxy_protocol: None,
+            forwarding: Forwarding {
+                trusted: AllowList::new(config.forwarded_allow_ips.clone()),
+                host_headers: config.forwarded_host_headers,
+            },
+            proxy_protocol: config
+                .proxy_protocol
+                .then(|| AllowList::new(config.proxy_allow_from.clone())),
         }
     }
 }

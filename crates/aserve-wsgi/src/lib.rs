@@ -22,6 +22,7 @@
 //! the GIL released.
 
 mod chunk;
+mod config_file;
 mod driver;
 mod environ;
 mod errors;
@@ -44,6 +45,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+pub use crate::config_file::{HookInfo, call_hook, run_config_file};
 use crate::driver::Driver;
 use crate::environ::{EnvironBuilder, EnvironSettings};
 use crate::loader::Loader;

@@ -63,36 +63,58 @@ fn print_config_covers_every_setting() {
     ]);
     let printed: toml::Table = toml::from_str(&c.to_toml()).expect("valid TOML");
     let keys: Vec<&str> = printed.keys().map(String::as_str).collect();
-    let settings: Vec<&str> = crate::settings::SETTINGS.iter().map(|(k, _)| *k).collect();
+    let settings: Vec<&str> = crate::settings::SETTINGS
+        .iter()
+        .map(|s| s.key)
+        .filter(|k| *k != "worker_class")
+        .collect();
     assert_eq!(
         keys, settings,
         "--print-config order is the documented order"
     );
 }
 
-#[test]
-fn docs_cover_every_setting() {
-    let docs = include_str!("../../../../docs/configuration.md");
-    for (key, _) in crate::settings::SETTINGS {
-        let env = crate::settings::env_var(key);
-        for spelling in [format!("`{key}`"), format!("`{env}`")] {
-            assert!(
-                docs.contains(&spelling),
-                "docs/configuration.md lacks {spelling}"
-            );
-        }
-        if *key != "app" {
-            let flag = crate::settings::flag(key);
-            assert!(docs.contains(&format!("`{flag}")), "docs lack {flag}");
-        }
+/// The generated text between `name`'s markers in `page` is up to date;
+/// with `ASERVE_BLESS=1`, it is written instead.
+fn check_generated(page: &str, name: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(page);
+    let doc = std::fs::read_to_string(&path).expect("read the page");
+    let spliced = crate::docs::splice(&doc, name, generated)
+        .unwrap_or_else(|| panic!("docs/{page} lacks the {name} markers"));
+    if std::env::var_os("ASERVE_BLESS").is_some() {
+        std::fs::write(&path, spliced).expect("write the page");
+    } else {
+        assert!(
+            spliced == doc,
+            "docs/{page} is out of date with the list of settings; \
+             run `ASERVE_BLESS=1 cargo test -p aserve-config` to regenerate it"
+        );
     }
 }
 
 #[test]
+fn docs_tables_are_generated_from_the_settings() {
+    check_generated(
+        "configuration.md",
+        "settings",
+        &crate::docs::settings_tables(),
+    );
+    let docs = include_str!("../../../../docs/configuration.md");
+    for s in crate::settings::SETTINGS {
+        assert!(docs.contains(&format!("`{}`", s.env_var())), "{}", s.key);
+    }
+}
+
+#[test]
+fn migration_guide_table_is_generated() {
+    check_generated("migrating.md", "gunicorn", &crate::docs::gunicorn_table());
+}
+
+#[test]
 fn help_shows_built_in_defaults() {
-    let help = crate::Cli::command_with_defaults()
-        .render_help()
-        .to_string();
+    let help = crate::cli::help();
     assert!(help.contains("[default: 2048]"), "{help}");
     assert!(help.contains("[default: info]"), "{help}");
 }

@@ -45,7 +45,7 @@ impl Setup {
 
     fn load(&self, args: &[&str]) -> Result<Config, ConfigError> {
         let args = std::iter::once("aserve").chain(args.iter().copied());
-        Config::load_from(args, &self.env, self.dir.path())
+        Config::load_from(args, &self.env, self.dir.path(), &crate::NoHost)
     }
 
     fn ok(&self, args: &[&str]) -> Config {

@@ -12,7 +12,6 @@ mod format;
 
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -25,18 +24,16 @@ use format::{Atom, render};
 
 use crate::observe::Finished;
 
-/// gunicorn's default access-log format.
-pub const DEFAULT_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
-
 /// Lines waiting for the writer before new ones are dropped.
 const BACKLOG: usize = 16 * 1024;
 
-/// Where access lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessLogTarget {
-    Stdout,
-    Stderr,
-    File(PathBuf),
+/// Where access lines go: the configuration's `access_logfile`.
+pub use aserve_config::LogTarget as AccessLogTarget;
+
+/// Checks an access log format without starting a log: what
+/// `--check-config` and the master run before any worker is forked.
+pub fn check_format(format: &str) -> Result<(), FormatError> {
+    format::parse(format).map(drop)
 }
 
 /// The access log could not be started.

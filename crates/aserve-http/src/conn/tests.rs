@@ -102,6 +102,11 @@ impl Handler for Double {
     }
 }
 
+/// Every setting at its default.
+fn defaults() -> aserve_config::Config {
+    aserve_config::Config::defaults(aserve_config::AppSpec::parse("app").expect("an app"))
+}
+
 /// A server on an ephemeral loopback port, stopped on drop.
 struct Running {
     addr: std::net::SocketAddr,
@@ -115,7 +120,7 @@ fn start(double: &Double) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let config = ServerConfig {
         keep_alive: Duration::from_secs(10),
-        ..ServerConfig::default()
+        ..ServerConfig::new(&defaults())
     };
     let handler = Arc::new(double.clone());
     tokio::spawn(async move {
