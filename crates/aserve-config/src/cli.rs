@@ -210,6 +210,22 @@ pub struct Cli {
     /// Access log format, in gunicorn's `%(x)s` syntax.
     #[arg(long, value_name = "FORMAT")]
     pub access_logformat: Option<String>,
+
+    /// Send gunicorn's statsd metrics to this collector: HOST:PORT over UDP
+    /// (port 8125 if omitted; a host name is resolved once, at start) or
+    /// unix:PATH (a Unix datagram socket). Default: off.
+    #[arg(long, value_name = "STATSD_ADDR")]
+    pub statsd_host: Option<String>,
+
+    /// Prefix of every statsd metric name (a trailing '.' is added).
+    /// Default: none.
+    #[arg(long, value_name = "STATSD_PREFIX")]
+    pub statsd_prefix: Option<String>,
+
+    /// Comma-separated Datadog tags added to every statsd metric:
+    /// `key:value` (or `key=value`) or `value`. Default: none.
+    #[arg(long, value_name = "DOGSTATSD_TAGS")]
+    pub dogstatsd_tags: Option<String>,
 }
 
 impl Cli {

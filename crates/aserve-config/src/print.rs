@@ -104,6 +104,11 @@ impl Config {
             put("access_logfile", log_target(access).into());
         }
         put("access_logformat", self.access_logformat.clone().into());
+        if let Some(statsd_host) = &self.statsd_host {
+            put("statsd_host", statsd_host.to_string().into());
+        }
+        put("statsd_prefix", self.statsd_prefix.clone().into());
+        put("dogstatsd_tags", strs(self.dogstatsd_tags.clone()));
         t.to_string()
     }
 }

@@ -44,8 +44,9 @@ pub(crate) const GUNICORN_ACCESS_LOGFORMAT: &str =
 use Builtin::{Bool, Int, Str};
 
 /// Every setting, in `--print-config` order, with its built-in default.
-/// `None`: no default (`app`), or one that depends on the environment
-/// (`bind`, `workers`, `root_path`) or on another setting
+/// `None`: no default (`app`, `statsd_host`), an empty one
+/// (`statsd_prefix`, `dogstatsd_tags`), or one that depends on the
+/// environment (`bind`, `workers`, `root_path`) or on another setting
 /// (`threads`), worked out in [`crate::validate`].
 pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("app", None),
@@ -92,6 +93,10 @@ pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("error_logfile", Some(Str("-"))),
     ("access_logfile", None),
     ("access_logformat", Some(Str(GUNICORN_ACCESS_LOGFORMAT))),
+    // statsd.
+    ("statsd_host", None),
+    ("statsd_prefix", None),
+    ("dogstatsd_tags", None),
 ];
 
 /// Flags that are commands, not settings: only the command line and

@@ -15,7 +15,7 @@ use figment::value::Value;
 
 use crate::layers::Layered;
 use crate::values::{self, Problem};
-use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin};
+use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin, StatsdHost};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -225,6 +225,9 @@ pub(crate) fn resolve(
         error_logfile: r.req("error_logfile", |v| log_target(v, LogTarget::Stderr))?,
         access_logfile: r.get("access_logfile", |v| log_target(v, LogTarget::Stdout))?,
         access_logformat: r.req("access_logformat", values::string)?,
+        statsd_host: r.get("statsd_host", statsd_host)?,
+        statsd_prefix: r.get("statsd_prefix", statsd_prefix)?.unwrap_or_default(),
+        dogstatsd_tags: r.get("dogstatsd_tags", dogstatsd_tags)?.unwrap_or_default(),
         config_file: layered.config_file.clone(),
         print_config: layered.print_config,
         check_config: layered.check_config,
@@ -252,6 +255,61 @@ fn metrics_bind(value: &Value) -> Result<Bind, Problem> {
         ))),
         _ => Err(Problem::Reason(format!("{raw:?}: expected HOST:PORT"))),
     }
+}
+
+/// gunicorn's forms: `HOST:PORT`, `[V6]:PORT`, `HOST` (port 8125, statsd's
+/// own), `unix:PATH` or `unix://PATH`.
+fn statsd_host(value: &Value) -> Result<StatsdHost, Problem> {
+    let raw = values::nonempty(value)?;
+    match Bind::parse(&raw)? {
+        Bind::Unix(path) => Ok(StatsdHost::Unix(path)),
+        Bind::Tcp { port: 0, .. } if has_port(&raw) => Err(Problem::Reason(format!(
+            "{raw:?}: port 0 cannot receive metrics"
+        ))),
+        Bind::Tcp { host, port } => Ok(StatsdHost::Udp {
+            host,
+            port: if has_port(&raw) { port } else { 8125 },
+        }),
+        Bind::Fd(_) => Err(Problem::Reason(format!(
+            "{raw:?}: expected HOST:PORT or unix:PATH"
+        ))),
+    }
+}
+
+/// A character that would end a statsd line or field early.
+fn breaks_statsd_line(c: char) -> bool {
+    !c.is_ascii_graphic() || matches!(c, ':' | '|' | '@' | '#' | ',')
+}
+
+fn statsd_prefix(value: &Value) -> Result<String, Problem> {
+    let raw = values::string(value)?;
+    match raw.chars().find(|&c| breaks_statsd_line(c)) {
+        Some(c) => Err(Problem::Reason(format!(
+            "{raw:?}: {c:?} cannot be part of a statsd metric name"
+        ))),
+        None => Ok(raw),
+    }
+}
+
+/// A list (or comma-separated string) of `key:value`, `key=value` or
+/// `value` tags.
+fn dogstatsd_tags(value: &Value) -> Result<Vec<String>, Problem> {
+    let mut tags = Vec::new();
+    for tag in values::list(value)? {
+        // Datadog would turn `=` into `_`; `key=value` is surely meant as
+        // the `key:value` tag.
+        let tag = match tag.split_once('=') {
+            Some((key, value)) if !tag.contains(':') => format!("{key}:{value}"),
+            _ => tag,
+        };
+        if let Some(c) = tag.chars().find(|&c| c != ':' && breaks_statsd_line(c)) {
+            return Err(Problem::Reason(format!(
+                "tag {tag:?}: {c:?} cannot be part of a Datadog tag"
+            )));
+        }
+        tags.push(tag);
+    }
+    Ok(tags)
 }
 
 fn has_port(raw: &str) -> bool {
