@@ -30,7 +30,10 @@
 //!   totals, its gauges drop to zero) before any new worker can get it,
 //!   and counts the exit under the cause the master knew of (see
 //!   [`Worker::cause`]); the board says "not ready" from the first moment
-//!   of a stop.
+//!   of a stop;
+//! - with statsd, `gunicorn.workers` is sent (non-blocking, one datagram)
+//!   whenever the number of live, non-retiring workers changes, as
+//!   gunicorn's arbiter does.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -40,6 +43,7 @@ use std::time::{Duration, Instant};
 use aserve_config::Config;
 use aserve_http::Listener;
 use aserve_http::metrics::{Board, ExitCause};
+use aserve_http::statsd::{Statsd, StatsdOptions};
 use aserve_wsgi::App;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -123,6 +127,12 @@ pub(crate) struct Master {
     settings: Settings,
     listeners: Listeners,
     board: Board,
+    /// What each worker's statsd sender is built from.
+    statsd_options: Option<StatsdOptions>,
+    /// The master's own sender, for the worker gauge.
+    statsd: Option<Statsd>,
+    /// The worker count last sent to statsd.
+    reported_workers: Option<usize>,
     signals: MasterSignals,
     preloaded: Option<App>,
     reload: Reload,
@@ -139,17 +149,30 @@ impl Master {
         config: Config,
         listeners: Listeners,
         board: Board,
+        statsd_options: Option<StatsdOptions>,
         signals: MasterSignals,
         preloaded: Option<App>,
         reload: Reload,
     ) -> Self {
         let settings = Settings::from_config(&config);
         let target = settings.workers.max(1);
+        let statsd = statsd_options
+            .as_ref()
+            .and_then(|options| match Statsd::direct(options) {
+                Ok(statsd) => Some(statsd),
+                Err(e) => {
+                    tracing::error!("statsd: cannot open the master's socket: {e}");
+                    None
+                }
+            });
         Self {
             config,
             settings,
             listeners,
             board,
+            statsd_options,
+            statsd,
+            reported_workers: None,
             signals,
             preloaded,
             reload,
@@ -176,6 +199,7 @@ impl Master {
                 self.check_health();
             }
             self.enforce_deadlines();
+            self.report_workers();
             if self.stopping.is_some() && self.workers.is_empty() {
                 tracing::info!("Shutting down: master exiting");
                 return self.exit_code;
@@ -400,6 +424,21 @@ impl Master {
         }
     }
 
+    /// Sends `gunicorn.workers` when the number of live workers that are
+    /// not being retired has changed.
+    fn report_workers(&mut self) {
+        let Some(statsd) = &self.statsd else { return };
+        let live = self
+            .workers
+            .values()
+            .filter(|w| w.retiring_since.is_none())
+            .count();
+        if self.reported_workers != Some(live) {
+            self.reported_workers = Some(live);
+            statsd.workers(live);
+        }
+    }
+
     fn retire(&mut self, pid: i32, cause: ExitCause, why: &str) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             tracing::info!("Retiring worker (pid:{pid}): {why}");
@@ -470,6 +509,7 @@ impl Master {
                         }),
                     app: self.preloaded.take(),
                     heartbeat: heartbeat::Sender::new(write),
+                    statsd: self.statsd_options.as_ref(),
                 };
                 crate::process::exit_worker(worker::run(start));
             }

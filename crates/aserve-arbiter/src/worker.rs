@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use aserve_config::{Config, LogFormat, LogTarget};
 use aserve_http::metrics::{Board, Endpoint};
+use aserve_http::statsd::{Statsd, StatsdOptions};
 use aserve_http::{
     AccessLog, AccessLogTarget, ConnInfo, Handler, Limits, Listener, Request, Response,
     ServerConfig,
@@ -48,6 +49,8 @@ pub(crate) struct WorkerStart<'a> {
     pub(crate) heartbeat: heartbeat::Sender,
     /// Health and metrics, with `--metrics-bind`.
     pub(crate) metrics: Option<Metrics<'a>>,
+    /// Where statsd metrics go, with `--statsd-host`.
+    pub(crate) statsd: Option<&'a StatsdOptions>,
 }
 
 /// What a worker needs to count and to answer probes and scrapes.
@@ -68,6 +71,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         app,
         heartbeat,
         metrics,
+        statsd,
     } = start;
     crate::process::set_name(config, "worker");
     // One thread runs every connection task. The current-thread scheduler
@@ -123,6 +127,15 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
+    // Opened after the fork: the buffer and its lock are this worker's.
+    // Without it the worker serves on, uncounted.
+    let statsd = statsd.and_then(|options| match Statsd::buffered(options) {
+        Ok(statsd) => Some(statsd),
+        Err(e) => {
+            tracing::error!("statsd: cannot open a socket: {e}; this worker sends no metrics");
+            None
+        }
+    });
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
     let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
     let heartbeat = Arc::new(heartbeat);
@@ -149,6 +162,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         let server = ServerConfig {
             access_log,
             metrics: counters,
+            statsd,
             ..server_config(config)
         };
         let served = aserve_http::serve(listeners, Arc::new(handler), server, stop).await;
@@ -295,6 +309,7 @@ fn server_config(config: &Config) -> ServerConfig {
         },
         access_log: None,
         metrics: None,
+        statsd: None,
     }
 }
 

@@ -45,6 +45,7 @@ mod persist;
 mod request_body;
 mod rules;
 mod server;
+pub mod statsd;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
+use crate::statsd::Statsd;
 use crate::{AccessLog, ConnInfo, Handler, Limits};
 
 /// Front-end settings. Built from the user's configuration in one place
@@ -44,6 +45,9 @@ pub struct ServerConfig {
     /// This worker's slot of the server-wide metrics. Default is none (no
     /// counting at all).
     pub metrics: Option<WorkerCounters>,
+    /// Where gunicorn's statsd metrics go: a buffered sender, which `serve`
+    /// flushes every second and after the drain. Default is none.
+    pub statsd: Option<Statsd>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             access_log: None,
             metrics: None,
+            statsd: None,
         }
     }
 }
@@ -76,6 +81,10 @@ pub async fn serve<H: Handler>(
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (graceful_timeout, max_connections) = (config.graceful_timeout, config.max_connections);
+    let statsd = config.statsd.clone();
+    let flusher = statsd
+        .clone()
+        .map(|statsd| tokio::spawn(statsd.flush_periodically()));
     let shared = Arc::new(Shared::new(handler, config));
     let mut loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
@@ -101,6 +110,10 @@ pub async fn serve<H: Handler>(
         tracing::warn!(
             "Graceful timeout ({graceful_timeout:?}) passed with requests still in flight"
         );
+    }
+    if let (Some(statsd), Some(flusher)) = (statsd, flusher) {
+        flusher.abort();
+        statsd.flush();
     }
     Ok(())
 }
