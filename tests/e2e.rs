@@ -29,5 +29,6 @@ mod response_body;
 mod signals;
 mod start_response;
 mod startup;
+mod statsd;
 mod timeouts;
 mod validator;

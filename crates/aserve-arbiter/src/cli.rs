@@ -65,7 +65,14 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         );
         return 2;
     }
-    if let Err(e) = crate::logging::init(&config) {
+    let statsd = match crate::statsd::options(&config) {
+        Ok(statsd) => statsd,
+        Err(e) => {
+            eprintln!("aserve: error: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = crate::logging::init(&config, statsd.as_ref()) {
         eprintln!("aserve: error: {e}");
         return 2;
     }
@@ -80,7 +87,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         }
         Ok(config)
     });
-    match crate::run(config, reload) {
+    match crate::run(config, statsd, reload) {
         Ok(status) => status,
         Err(e) => {
             tracing::error!("{e}");

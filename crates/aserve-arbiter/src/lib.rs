@@ -25,9 +25,11 @@ mod master;
 mod process;
 mod reload;
 mod signals;
+mod statsd;
 mod worker;
 
 use aserve_config::Config;
+use aserve_http::statsd::StatsdOptions;
 
 pub use listen::BindError;
 pub use logging::LogError;
@@ -50,11 +52,17 @@ pub enum ArbiterError {
 }
 
 /// Runs aserve with `config` until it is told to stop; returns the exit
-/// status. `reload` re-reads the configuration on SIGHUP.
+/// status. `reload` re-reads the configuration on SIGHUP. `statsd` is the
+/// configuration's statsd settings, resolved ([`cli::main`] resolves them
+/// before logging starts); SIGHUP does not change them.
 ///
 /// Must be called on the process's only thread (it checks, and refuses
 /// otherwise), and without holding the GIL when this process runs Python.
-pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
+pub fn run(
+    config: Config,
+    statsd: Option<StatsdOptions>,
+    reload: Reload,
+) -> Result<i32, ArbiterError> {
     process::ensure_single_threaded("start", false)?;
     process::apply_env(&config)?;
     if config.check_config {
@@ -90,7 +98,8 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
         app: bound.listeners,
         metrics: bound.metrics,
     };
-    let status = master::Master::new(config, listeners, board, signals, preloaded, reload).run();
+    let status =
+        master::Master::new(config, listeners, board, statsd, signals, preloaded, reload).run();
     listen::remove_unix_sockets(&unix_paths);
     drop(pid_file);
     Ok(status)

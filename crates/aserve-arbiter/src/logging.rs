@@ -9,12 +9,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aserve_config::{Config, LogFormat, LogLevel, LogTarget};
+use aserve_http::statsd::{Statsd, StatsdOptions};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The error log file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +27,11 @@ pub struct LogError {
     source: std::io::Error,
 }
 
-/// Installs the error log. Call once, before anything logs.
-pub fn init(config: &Config) -> Result<(), LogError> {
+/// Installs the error log. Call once, before anything logs. With
+/// `statsd`, warnings and errors are also counted there
+/// (`gunicorn.log.*`), by a direct sender every process shares across
+/// `fork`.
+pub fn init(config: &Config, statsd: Option<&StatsdOptions>) -> Result<(), LogError> {
     let max = match config.log_level {
         LogLevel::Debug => Level::DEBUG,
         LogLevel::Info => Level::INFO,
@@ -38,9 +44,25 @@ pub fn init(config: &Config) -> Result<(), LogError> {
     let builder = tracing_subscriber::fmt()
         .with_max_level(max)
         .with_writer(writer);
+    // A socket that cannot be opened costs the log counters, never the start.
+    let counts = statsd.and_then(|options| match Statsd::direct(options) {
+        Ok(statsd) => Some(crate::statsd::LogCounts(statsd)),
+        Err(e) => {
+            eprintln!("aserve: statsd: cannot open a socket for the log counters: {e}");
+            None
+        }
+    });
     match config.log_format {
-        LogFormat::Text => builder.event_format(LineFormat).init(),
-        LogFormat::Json => builder.event_format(JsonFormat).init(),
+        LogFormat::Text => builder
+            .event_format(LineFormat)
+            .finish()
+            .with(counts)
+            .init(),
+        LogFormat::Json => builder
+            .event_format(JsonFormat)
+            .finish()
+            .with(counts)
+            .init(),
     }
     Ok(())
 }

@@ -37,7 +37,10 @@
 //!   generation, and the older workers are not retired;
 //! - with `--reload`, the watcher process (`reload/`) is forked before
 //!   any worker, is not in `workers`, and is killed and reaped when the
-//!   master stops.
+//!   master stops;
+//! - with statsd, `gunicorn.workers` is sent (non-blocking, one datagram)
+//!   whenever the number of live, non-retiring workers changes, as
+//!   gunicorn's arbiter does.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -47,6 +50,7 @@ use std::time::{Duration, Instant};
 use aserve_config::Config;
 use aserve_http::Listener;
 use aserve_http::metrics::{Board, ExitCause};
+use aserve_http::statsd::{Statsd, StatsdOptions};
 use aserve_wsgi::App;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -131,6 +135,12 @@ pub(crate) struct Master {
     settings: Settings,
     listeners: Listeners,
     board: Board,
+    /// What each worker's statsd sender is built from.
+    statsd_options: Option<StatsdOptions>,
+    /// The master's own sender, for the worker gauge.
+    statsd: Option<Statsd>,
+    /// The worker count last sent to statsd.
+    reported_workers: Option<usize>,
     signals: MasterSignals,
     preloaded: Option<App>,
     reload: Reload,
@@ -149,17 +159,30 @@ impl Master {
         config: Config,
         listeners: Listeners,
         board: Board,
+        statsd_options: Option<StatsdOptions>,
         signals: MasterSignals,
         preloaded: Option<App>,
         reload: Reload,
     ) -> Self {
         let settings = Settings::from_config(&config);
         let target = settings.workers.max(1);
+        let statsd = statsd_options
+            .as_ref()
+            .and_then(|options| match Statsd::direct(options) {
+                Ok(statsd) => Some(statsd),
+                Err(e) => {
+                    tracing::error!("statsd: cannot open the master's socket: {e}");
+                    None
+                }
+            });
         Self {
             config,
             settings,
             listeners,
             board,
+            statsd_options,
+            statsd,
+            reported_workers: None,
             signals,
             preloaded,
             reload,
@@ -205,6 +228,7 @@ impl Master {
                 self.check_health();
             }
             self.enforce_deadlines();
+            self.report_workers();
             if self.stopping.is_some() && self.workers.is_empty() {
                 if let Some(reloader) = self.reloader.take() {
                     reloader.reap();
@@ -502,6 +526,21 @@ impl Master {
         }
     }
 
+    /// Sends `gunicorn.workers` when the number of live workers that are
+    /// not being retired has changed.
+    fn report_workers(&mut self) {
+        let Some(statsd) = &self.statsd else { return };
+        let live = self
+            .workers
+            .values()
+            .filter(|w| w.retiring_since.is_none())
+            .count();
+        if self.reported_workers != Some(live) {
+            self.reported_workers = Some(live);
+            statsd.workers(live);
+        }
+    }
+
     fn retire(&mut self, pid: i32, cause: ExitCause, why: &str) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             tracing::info!("Retiring worker (pid:{pid}): {why}");
@@ -573,6 +612,7 @@ impl Master {
                     app: self.preloaded.take(),
                     heartbeat: heartbeat::Sender::new(write),
                     sources: self.reloader.as_ref().map(Reloader::sources),
+                    statsd: self.statsd_options.as_ref(),
                 };
                 crate::process::exit_worker(worker::run(start));
             }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use aserve_config::{Config, LogFormat};
 use aserve_http::metrics::{Board, Endpoint};
+use aserve_http::statsd::{Statsd, StatsdOptions};
 use aserve_http::{AccessLog, ConnInfo, Handler, Listener, Request, Response, ServerConfig};
 use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
@@ -48,6 +49,8 @@ pub(crate) struct WorkerStart<'a> {
     pub(crate) metrics: Option<Metrics<'a>>,
     /// With `--reload`: where to report the app's source files.
     pub(crate) sources: Option<&'a std::fs::File>,
+    /// Where statsd metrics go, with `--statsd-host`.
+    pub(crate) statsd: Option<&'a StatsdOptions>,
 }
 
 /// What a worker needs to count and to answer probes and scrapes.
@@ -69,6 +72,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         heartbeat,
         metrics,
         sources,
+        statsd,
     } = start;
     crate::process::set_name(config, "worker");
     let pid = std::process::id();
@@ -130,6 +134,15 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
             return BOOT_ERROR;
         }
     };
+    // Opened after the fork: the buffer and its lock are this worker's.
+    // Without it the worker serves on, uncounted.
+    let statsd = statsd.and_then(|options| match Statsd::buffered(options) {
+        Ok(statsd) => Some(statsd),
+        Err(e) => {
+            tracing::error!("statsd: cannot open a socket: {e}; this worker sends no metrics");
+            None
+        }
+    });
     crate::process::hook("post_worker_init", config, Some(pid));
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
     let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
@@ -157,6 +170,7 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
         let server = ServerConfig {
             access_log,
             metrics: counters,
+            statsd,
             ..ServerConfig::new(config)
         };
         let served = aserve_http::serve(listeners, Arc::new(handler), server, stop).await;

@@ -137,6 +137,15 @@ pub struct Config {
     /// Access log line format, in gunicorn's `%(x)s` syntax.
     pub access_logformat: String,
 
+    /// Where gunicorn's statsd metrics go; `None` = nowhere (the default).
+    pub statsd_host: Option<StatsdHost>,
+    /// Prefix of every statsd metric name, as given (the sender adds the
+    /// `.`). Default is `''`.
+    pub statsd_prefix: String,
+    /// Datadog tags added to every statsd metric, each `key:value` or
+    /// `value` (`key=value` is stored as `key:value`). Default is none.
+    pub dogstatsd_tags: Vec<String>,
+
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
     /// `--print-config`: print [`Config::to_toml`] and exit.
@@ -256,6 +265,27 @@ pub enum LogTarget {
     Stdout,
     Stderr,
     File(PathBuf),
+}
+
+/// A statsd collector. The host name is not resolved here (this crate
+/// never touches the network); the arbiter resolves it once, at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsdHost {
+    /// `HOST:PORT` over UDP; `host` has no brackets.
+    Udp { host: String, port: u16 },
+    /// `unix:PATH`: a Unix datagram socket.
+    Unix(PathBuf),
+}
+
+/// The `--statsd-host` spelling, which validation reads back.
+impl std::fmt::Display for StatsdHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatsdHost::Udp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            StatsdHost::Udp { host, port } => write!(f, "{host}:{port}"),
+            StatsdHost::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// A user or group: a name to look up, or a numeric id.

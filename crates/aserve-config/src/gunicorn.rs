@@ -52,8 +52,6 @@ const TLS: Verdict = Refused(
     "aserve does not terminate TLS yet: put a TLS-terminating proxy (nginx, a load \
      balancer, an ingress) in front of it",
 );
-const STATSD: Verdict =
-    Refused("aserve does not send statsd metrics yet; it is planned (issue 14)");
 const SYSLOG: Verdict = Refused(
     "aserve does not write to syslog: leave error_logfile at '-' and let journald or your \
      container runtime collect stderr",
@@ -227,28 +225,13 @@ pub static FOREIGN: &[Foreign] = &[
         ..NEW
     },
     Foreign {
-        name: "statsd_host",
-        flags: &["--statsd-host"],
-        verdict: STATSD,
-        ..NEW
-    },
-    Foreign {
-        name: "dogstatsd_tags",
-        flags: &["--dogstatsd-tags"],
-        verdict: STATSD,
-        ..NEW
-    },
-    Foreign {
-        name: "statsd_prefix",
-        flags: &["--statsd-prefix"],
-        verdict: STATSD,
-        ..NEW
-    },
-    Foreign {
         name: "enable_backlog_metric",
         flags: &["--enable-backlog-metric"],
         takes_value: false,
-        verdict: STATSD,
+        verdict: Refused(
+            "aserve does not send gunicorn.backlog; the queue of requests waiting for a \
+             Python thread is aserve_app_queue_length at --metrics-bind",
+        ),
         ..NEW
     },
     Foreign {

@@ -76,7 +76,9 @@ use std::path::{Path, PathBuf};
 pub use app_spec::AppSpec;
 pub use bind::Bind;
 pub use cli::{command, is_known_flag};
-pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget, WorkerClass};
+pub use config::{
+    Account, Config, Limits, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass,
+};
 pub use error::{ConfigError, Origin, Words};
 pub use settings::GUNICORN_ACCESS_LOGFORMAT;
 

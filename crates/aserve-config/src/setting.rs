@@ -127,10 +127,11 @@ pub(crate) enum Group {
     Connections,
     Proxy,
     Logging,
+    Statsd,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Sockets,
         Group::Processes,
         Group::Development,
@@ -138,6 +139,7 @@ impl Group {
         Group::Connections,
         Group::Proxy,
         Group::Logging,
+        Group::Statsd,
     ];
 
     pub fn title(self) -> &'static str {
@@ -149,6 +151,7 @@ impl Group {
             Group::Connections => "Connections and requests",
             Group::Proxy => "Behind a proxy",
             Group::Logging => "Logging",
+            Group::Statsd => "statsd",
         }
     }
 }

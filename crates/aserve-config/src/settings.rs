@@ -10,14 +10,14 @@ use figment::value::Value;
 
 use crate::setting::{Builtin, Custom, Default, Field, Group, Setting, Shape, path_value};
 use crate::values::{self, Problem};
-use crate::{AppSpec, Bind, LogFormat, LogLevel, LogTarget, WorkerClass};
+use crate::{AppSpec, Bind, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass};
 
 /// gunicorn's default access log format.
 pub const GUNICORN_ACCESS_LOGFORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
 use Builtin::{Bool, Int, Str};
-use Group::{Connections, Development, Logging, Processes, Proxy, Python, Sockets};
+use Group::{Connections, Development, Logging, Processes, Proxy, Python, Sockets, Statsd};
 
 /// Trusted by default (`forwarded_allow_ips`, `proxy_allow_from`): this
 /// host, as in gunicorn.
@@ -570,6 +570,44 @@ pub(crate) static SETTINGS: &[Setting] = &[
         gunicorn: &["access_log_format"],
         ..Setting::NEW
     },
+    Setting {
+        key: "statsd_host",
+        value_name: "STATSD_ADDR",
+        field: Field::Custom(&STATSD_HOST),
+        default: Default::Derived("— (off)"),
+        group: Statsd,
+        doc: "the collector: `HOST:PORT` (UDP; `HOST` alone means port 8125), `[IPv6]:PORT`, \
+              or `unix:PATH` / `unix://PATH`. A host name is resolved once, when aserve \
+              starts (a name that does not resolve stops the start with one line, exit \
+              status 2); a collector that moves needs a restart, not a SIGHUP. Nothing \
+              listening there is not an error: metrics are dropped",
+        gunicorn: &["statsd_host"],
+        ..Setting::NEW
+    },
+    Setting {
+        key: "statsd_prefix",
+        value_name: "STATSD_PREFIX",
+        field: Field::Custom(&STATSD_PREFIX),
+        default: Default::Is(Str("")),
+        group: Statsd,
+        doc: "put before every metric name, with a `.` added if it does not end with one \
+              (`app` gives `app.gunicorn.requests`); letters, digits and punctuation other \
+              than `:`, `|`, `@`, `#` and `,`",
+        gunicorn: &["statsd_prefix"],
+        ..Setting::NEW
+    },
+    Setting {
+        key: "dogstatsd_tags",
+        value_name: "DOGSTATSD_TAGS",
+        field: Field::Custom(&DOGSTATSD_TAGS),
+        group: Statsd,
+        doc: "Datadog tags added to every metric (`|#env:prod,team:web`): comma-separated \
+              (or, in a file, a list) `key:value` or bare `value`, as in gunicorn; \
+              `key=value` is sent as `key:value` (Datadog would otherwise make it \
+              `key_value`)",
+        gunicorn: &["dogstatsd_tags"],
+        ..Setting::NEW
+    },
 ];
 
 /// Flags that are commands, not settings: only the command line and
@@ -734,6 +772,83 @@ const PROXY_PROTOCOL: Custom = Custom {
         Ok(())
     },
     print: |c| Some(c.proxy_protocol.into()),
+};
+
+const STATSD_HOST: Custom = Custom {
+    shape: Shape::One,
+    read: |c, v| {
+        c.statsd_host = Some(statsd_host(v)?);
+        Ok(())
+    },
+    print: |c| Some(c.statsd_host.as_ref()?.to_string().into()),
+};
+
+/// gunicorn's forms: `HOST:PORT`, `[V6]:PORT`, `HOST` (port 8125, statsd's
+/// own), `unix:PATH` or `unix://PATH`.
+fn statsd_host(value: &Value) -> Result<StatsdHost, Problem> {
+    let raw = values::nonempty(value)?;
+    let has_port = raw
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'));
+    match Bind::parse(&raw)? {
+        Bind::Unix(path) => Ok(StatsdHost::Unix(path)),
+        Bind::Tcp { port: 0, .. } if has_port => Err(Problem::Reason(format!(
+            "{raw:?}: port 0 cannot receive metrics"
+        ))),
+        Bind::Tcp { host, port } => Ok(StatsdHost::Udp {
+            host,
+            port: if has_port { port } else { 8125 },
+        }),
+        Bind::Fd(_) => Err(Problem::Reason(format!(
+            "{raw:?}: expected HOST:PORT or unix:PATH"
+        ))),
+    }
+}
+
+/// A character that would end a statsd line or field early.
+fn breaks_statsd_line(c: char) -> bool {
+    !c.is_ascii_graphic() || matches!(c, ':' | '|' | '@' | '#' | ',')
+}
+
+const STATSD_PREFIX: Custom = Custom {
+    shape: Shape::One,
+    read: |c, v| {
+        let raw = values::string(v)?;
+        if let Some(ch) = raw.chars().find(|&ch| breaks_statsd_line(ch)) {
+            return Err(Problem::Reason(format!(
+                "{raw:?}: {ch:?} cannot be part of a statsd metric name"
+            )));
+        }
+        c.statsd_prefix = raw;
+        Ok(())
+    },
+    print: |c| Some(c.statsd_prefix.clone().into()),
+};
+
+/// A list (or comma-separated string) of `key:value`, `key=value` or
+/// `value` tags.
+const DOGSTATSD_TAGS: Custom = Custom {
+    shape: Shape::One,
+    read: |c, v| {
+        let mut tags = Vec::new();
+        for tag in values::list(v)? {
+            // Datadog would turn `=` into `_`; `key=value` is surely meant
+            // as the `key:value` tag.
+            let tag = match tag.split_once('=') {
+                Some((key, value)) if !tag.contains(':') => format!("{key}:{value}"),
+                _ => tag,
+            };
+            if let Some(ch) = tag.chars().find(|&ch| ch != ':' && breaks_statsd_line(ch)) {
+                return Err(Problem::Reason(format!(
+                    "tag {tag:?}: {ch:?} cannot be part of a Datadog tag"
+                )));
+            }
+            tags.push(tag);
+        }
+        c.dogstatsd_tags = tags;
+        Ok(())
+    },
+    print: |c| Some(strings(c.dogstatsd_tags.iter().cloned())),
 };
 
 const MIB: u64 = 1024 * 1024;

@@ -85,6 +85,7 @@ impl<H> Shared<H> {
         let observers = Observers {
             access_log: config.access_log.clone(),
             metrics: config.metrics,
+            statsd: config.statsd.clone(),
         };
         Self {
             handler,

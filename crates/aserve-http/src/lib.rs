@@ -53,6 +53,7 @@ mod proxy_protocol;
 mod request_body;
 mod rules;
 mod server;
+pub mod statsd;
 mod throttle;
 
 use std::future::Future;

@@ -7,8 +7,9 @@
 //! sent and the duration are final, and each observer gets the same
 //! [`Finished`] event. The observers are a small fixed set ([`Observers`]),
 //! not trait objects: each is optional, the common cases cost a branch,
-//! and a new observer (statsd) is one more field here, never a change to
-//! the response body or the connection.
+//! and a new observer is one more field here, never a change to the
+//! response body or the connection. Today: the access log, the Prometheus
+//! counters and statsd.
 //!
 //! An observer that needs more of the request than the event carries (the
 //! access log's target and headers) captures it in [`Exchange::begin`],
@@ -27,12 +28,14 @@ use http::{Method, StatusCode};
 use crate::AccessLog;
 use crate::access_log::Pending;
 use crate::metrics::{self, WorkerCounters};
+use crate::statsd::Statsd;
 
 /// Who watches requests. Part of the front end's configuration.
 #[derive(Clone, Default)]
 pub(crate) struct Observers {
     pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) metrics: Option<WorkerCounters>,
+    pub(crate) statsd: Option<Statsd>,
 }
 
 /// A finished request, as every observer sees it.
@@ -52,6 +55,7 @@ pub(crate) struct Exchange {
     status: StatusCode,
     access: Option<Pending>,
     metrics: Option<WorkerCounters>,
+    statsd: Option<Statsd>,
 }
 
 impl Exchange {
@@ -62,7 +66,10 @@ impl Exchange {
         request: &http::Request<B>,
         peer: Option<SocketAddr>,
     ) -> Option<Box<Self>> {
-        if observers.access_log.is_none() && observers.metrics.is_none() {
+        if observers.access_log.is_none()
+            && observers.metrics.is_none()
+            && observers.statsd.is_none()
+        {
             return None;
         }
         if let Some(metrics) = &observers.metrics {
@@ -77,6 +84,7 @@ impl Exchange {
                 .as_ref()
                 .map(|log| Pending::start(log, request, peer)),
             metrics: observers.metrics,
+            statsd: observers.statsd.clone(),
         }))
     }
 
@@ -102,6 +110,9 @@ impl Exchange {
                 event.status.as_u16(),
                 event.duration,
             );
+        }
+        if let Some(statsd) = &self.statsd {
+            statsd.request(event.status, event.duration);
         }
         if let Some(access) = self.access.take() {
             access.finish(&event);

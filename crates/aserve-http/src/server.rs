@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::conn::{self, Shared};
 use crate::listener::{Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
+use crate::statsd::Statsd;
 use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
 /// Front-end settings, taken from the user's [`Config`] by
@@ -54,6 +55,9 @@ pub struct ServerConfig {
     /// Peers that must open each connection with a PROXY protocol header
     /// (`proxy_allow_from`); `None` is no PROXY protocol (`proxy_protocol`).
     pub proxy_protocol: Option<AllowList>,
+    /// Where gunicorn's statsd metrics go: a buffered sender, which `serve`
+    /// flushes every second and after the drain. Default is none.
+    pub statsd: Option<Statsd>,
 }
 
 impl ServerConfig {
@@ -75,6 +79,7 @@ impl ServerConfig {
             proxy_protocol: config
                 .proxy_protocol
                 .then(|| AllowList::new(config.proxy_allow_from.clone())),
+            statsd: None,
         }
     }
 }
@@ -94,6 +99,10 @@ pub async fn serve<H: Handler>(
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (graceful_timeout, max_connections) = (config.graceful_timeout, config.max_connections);
+    let statsd = config.statsd.clone();
+    let flusher = statsd
+        .clone()
+        .map(|statsd| tokio::spawn(statsd.flush_periodically()));
     let shared = Arc::new(Shared::new(handler, config));
     let mut loops = Vec::with_capacity(listeners.len());
     for listener in listeners {
@@ -119,6 +128,10 @@ pub async fn serve<H: Handler>(
         tracing::warn!(
             "Graceful timeout ({graceful_timeout:?}) passed with requests still in flight"
         );
+    }
+    if let (Some(statsd), Some(flusher)) = (statsd, flusher) {
+        flusher.abort();
+        statsd.flush();
     }
     Ok(())
 }

@@ -109,6 +109,7 @@ impl Driver {
                     response.status().as_u16()
                 ),
                 _ => tracing::error!(
+                    target: crate::EXCEPTION_TARGET,
                     "Error handling request {} {}\n{}",
                     parts.method,
                     parts.uri,

@@ -32,7 +32,7 @@ impl ErrorStream {
         let mut pending = self.pending();
         pending.push_str(text);
         while let Some(end) = pending.find('\n') {
-            tracing::error!(target: "wsgi.errors", "{}", &pending[..end]);
+            tracing::error!(target: crate::WSGI_ERRORS_TARGET, "{}", &pending[..end]);
             pending.drain(..=end);
         }
         text.chars().count()
@@ -51,7 +51,7 @@ impl ErrorStream {
     fn flush(&self) {
         let mut pending = self.pending();
         if !pending.is_empty() {
-            tracing::error!(target: "wsgi.errors", "{}", pending.as_str());
+            tracing::error!(target: crate::WSGI_ERRORS_TARGET, "{}", pending.as_str());
             pending.clear();
         }
     }

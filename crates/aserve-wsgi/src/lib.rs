@@ -141,6 +141,14 @@ impl App {
     }
 }
 
+/// The `tracing` target of the error-log line that reports an exception
+/// the application raised (gunicorn's `log.exception`), so the error log's
+/// observers can tell it from aserve's own errors.
+pub const EXCEPTION_TARGET: &str = "app.exception";
+
+/// The `tracing` target of what the application writes to `wsgi.errors`.
+pub const WSGI_ERRORS_TARGET: &str = "wsgi.errors";
+
 /// Runs `fork` (which must call fork(2) and return its result) the way
 /// `os.fork()` does when this process has an interpreter: with CPython's
 /// fork hooks around it, so the child's interpreter state (the GIL, thread

@@ -34,6 +34,9 @@ fn print_config_round_trips() {
         "--forwarded-host-headers",
         "--proxy-protocol",
         "--proxy-allow-from=10.0.0.0/8,fd00::/8",
+        "--statsd-host=[::1]:9125",
+        "--statsd-prefix=svc.app",
+        "--dogstatsd-tags=env=prod,team:web",
         "--print-config",
     ]);
     assert!(original.print_config);
@@ -60,6 +63,7 @@ fn print_config_covers_every_setting() {
         "--virtualenv=v",
         "--access-logfile=-",
         "--metrics-bind=127.0.0.1:9100",
+        "--statsd-host=localhost",
     ]);
     let printed: toml::Table = toml::from_str(&c.to_toml()).expect("valid TOML");
     let keys: Vec<&str> = printed.keys().map(String::as_str).collect();

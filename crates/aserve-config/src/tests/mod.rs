@@ -10,6 +10,7 @@ use crate::{Account, Bind, Config, ConfigError, LogFormat, LogLevel, LogTarget};
 mod coverage;
 mod errors;
 mod precedence;
+mod statsd;
 
 /// A working directory with an optional `aserve.toml`, and an environment.
 struct Setup {
