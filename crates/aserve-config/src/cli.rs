@@ -60,9 +60,10 @@ pub struct Cli {
     #[arg(short = 'm', long, value_name = "MASK", value_parser = crate::values::parse_octal)]
     pub umask: Option<u32>,
 
-    /// Number of worker processes. Default: $WEB_CONCURRENCY, else 1.
-    #[arg(short, long, value_name = "N")]
-    pub workers: Option<u64>,
+    /// Number of worker processes, or `auto`: the container's CPU limit
+    /// (cgroup), else the CPUs available. Default: $WEB_CONCURRENCY, else 1.
+    #[arg(short, long, value_name = "N|auto")]
+    pub workers: Option<String>,
 
     /// Import the app before forking the workers.
     #[arg(long)]
@@ -90,6 +91,11 @@ pub struct Cli {
     /// Seconds in-flight requests get to finish when the server stops.
     #[arg(long, value_name = "SECS")]
     pub graceful_timeout: Option<u64>,
+
+    /// Seconds the server keeps accepting and serving after SIGTERM, before
+    /// it stops accepting (in place of a Kubernetes preStop sleep).
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_delay: Option<u64>,
 
     /// Write the arbiter's PID to this file.
     #[arg(short, long, value_name = "FILE")]

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 pub use app_spec::AppSpec;
 pub use bind::Bind;
 pub use cli::Cli;
-pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget};
+pub use config::{Account, Config, Limits, LogFormat, LogLevel, LogTarget, Workers};
 pub use error::{ConfigError, Origin};
 
 /// Variables read besides `ASERVE_*`: defaults that platforms set.

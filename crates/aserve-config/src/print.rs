@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::{Config, LogTarget};
+use crate::{Config, LogTarget, Workers};
 
 impl Config {
     /// The configuration as `aserve.toml` text, in the documented key order.
@@ -33,7 +33,13 @@ impl Config {
         put("backlog", int(self.backlog.into()));
         put("reuse_port", self.reuse_port.into());
         put("umask", format!("0o{:03o}", self.umask).into());
-        put("workers", int(self.workers as u64));
+        put(
+            "workers",
+            match self.workers {
+                Workers::Count(n) => int(n as u64),
+                Workers::Auto => "auto".into(),
+            },
+        );
         put("preload", self.preload.into());
         put("timeout", off(self.timeout));
         put("max_requests", int(self.max_requests.unwrap_or(0)));
@@ -41,6 +47,7 @@ impl Config {
         let mib = self.max_worker_memory.unwrap_or(0) / (1024 * 1024);
         put("max_worker_memory", int(mib));
         put("graceful_timeout", secs(self.graceful_timeout));
+        put("shutdown_delay", secs(self.shutdown_delay));
         if let Some(pid) = &self.pid {
             put("pid", path(pid));
         }

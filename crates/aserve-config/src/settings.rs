@@ -62,6 +62,7 @@ pub(crate) const SETTINGS: &[(&str, Option<Builtin>)] = &[
     ("max_requests_jitter", Some(Int(0))),
     ("max_worker_memory", Some(Int(0))),
     ("graceful_timeout", Some(Int(30))),
+    ("shutdown_delay", Some(Int(0))),
     ("pid", None),
     ("user", None),
     ("group", None),

@@ -15,7 +15,7 @@ use figment::value::Value;
 
 use crate::layers::Layered;
 use crate::values::{self, Problem};
-use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin};
+use crate::{AppSpec, Bind, Config, ConfigError, Limits, LogTarget, Origin, Workers};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -141,11 +141,11 @@ pub(crate) fn resolve(
             env.get("PORT").map(String::as_str),
         )?],
     };
-    let workers = match r.get("workers", |v| values::count(v, 1))? {
-        Some(n) => n,
+    let workers = match r.get("workers", values::workers)? {
+        Some(workers) => workers,
         None => r
-            .platform("WEB_CONCURRENCY", "workers", |v| values::count(v, 1))?
-            .unwrap_or(1),
+            .platform("WEB_CONCURRENCY", "workers", values::workers)?
+            .unwrap_or(Workers::Count(1)),
     };
     let virtualenv = match r.path("virtualenv")? {
         Some(dir) => Some(dir),
@@ -193,6 +193,7 @@ pub(crate) fn resolve(
         max_requests_jitter: r.uint("max_requests_jitter", 0)?,
         max_worker_memory,
         graceful_timeout: r.secs("graceful_timeout", 0)?,
+        shutdown_delay: r.secs("shutdown_delay", 0)?,
         pid: r.path("pid")?,
         user: r.get("user", values::account)?,
         group: r.get("group", values::account)?,

@@ -25,6 +25,8 @@ fn print_config_round_trips() {
         "--access-logfile=/tmp/access.log",
         "--log-level=warning",
         "--body-timeout=0",
+        "--workers=auto",
+        "--shutdown-delay=3",
         "--print-config",
     ]);
     assert!(original.print_config);

@@ -82,7 +82,7 @@ fn wrong_type_names_key_source_and_value() {
     assert_eq!(
         s.err(&[]),
         format!(
-            "invalid value for 'workers' in {}: expected an integer >= 1, found \"x\"",
+            "invalid value for 'workers' in {}: expected an integer >= 1 or \"auto\", found \"x\"",
             s.path("aserve.toml").display()
         )
     );
@@ -106,7 +106,7 @@ fn out_of_range_names_the_env_var() {
     assert_eq!(
         s.err(&["m"]),
         "invalid value for 'workers' in the ASERVE_WORKERS environment variable: \
-         expected an integer >= 1, found \"0\""
+         expected an integer >= 1 or \"auto\", found \"0\""
     );
     let e = setup().env("ASERVE_UMASK", "0o1777").err(&["m"]);
     assert!(e.contains("'umask' in the ASERVE_UMASK"), "{e}");
@@ -144,7 +144,7 @@ fn invalid_toml_is_one_line_with_position() {
 #[test]
 fn bad_flags_stay_clap_errors() {
     for args in [
-        &["m", "--workers", "x"][..],
+        &["m", "--backlog", "x"][..],
         &["m", "--env", "NOEQUALS"],
         &["--wokers"],
     ] {
