@@ -17,6 +17,7 @@
 //! it only through [`aserve_wsgi`] (app import, fork hooks).
 
 pub mod cli;
+mod cpus;
 mod heartbeat;
 mod listen;
 pub mod logging;
@@ -25,7 +26,7 @@ mod process;
 mod signals;
 mod worker;
 
-use aserve_config::Config;
+use aserve_config::{Config, Workers};
 
 pub use listen::BindError;
 pub use logging::LogError;
@@ -50,11 +51,14 @@ pub enum ArbiterError {
 ///
 /// Must be called on the process's only thread (it checks, and refuses
 /// otherwise), and without holding the GIL when this process runs Python.
-pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
+pub fn run(mut config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     process::ensure_single_threaded("start", false)?;
     process::apply_env(&config)?;
+    // `auto` is worked out (and logged) once here; a reload does it again.
+    let workers = cpus::workers(config.workers);
+    config.workers = Workers::Count(workers);
     if config.check_config {
-        aserve_wsgi::App::load(&worker::wsgi_config(&config, config.workers > 1))?;
+        aserve_wsgi::App::load(&worker::wsgi_config(&config, workers > 1))?;
         tracing::info!("Configuration is valid and {} loads", config.app);
         return Ok(0);
     }
@@ -66,7 +70,7 @@ pub fn run(config: Config, reload: Reload) -> Result<i32, ArbiterError> {
     let preloaded = if config.preload {
         Some(aserve_wsgi::App::load(&worker::wsgi_config(
             &config,
-            config.workers > 1,
+            workers > 1,
         ))?)
     } else {
         None

@@ -61,7 +61,7 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_config(config: &Config) -> Self {
         Self {
-            workers: config.workers.max(1),
+            workers: crate::cpus::workers(config.workers),
             timeout: config.timeout,
             graceful_timeout: config.graceful_timeout,
             max_requests: config.max_requests,
