@@ -21,6 +21,7 @@ mod process;
 mod protocol;
 mod proxy;
 mod response_body;
+mod shutdown;
 mod signals;
 mod start_response;
 mod startup;

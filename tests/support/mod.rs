@@ -140,7 +140,10 @@ impl ServerBuilder {
         cmd.args(["-b", "127.0.0.1:0"]);
         cmd.args(&self.args);
         cmd.arg(&self.app);
-        cmd.env_remove("PORT").env_remove("VIRTUAL_ENV");
+        // The harness's own switch is no setting of aserve's.
+        cmd.env_remove("PORT")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("ASERVE_SKIP_PACKAGING");
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         for (k, v) in &self.envs {
             cmd.env(k, v);

@@ -168,7 +168,10 @@ impl Spawned {
     /// left as `cmd` has it (the descriptor-passing tests use it).
     pub fn spawn(mut cmd: Command) -> Spawned {
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        cmd.env_remove("PORT").env_remove("VIRTUAL_ENV");
+        // The harness's own switch is no setting of aserve's.
+        cmd.env_remove("PORT")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("ASERVE_SKIP_PACKAGING");
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         let mut child = cmd.spawn().expect("spawn aserve");
         let log = collect_stderr(&mut child);
@@ -226,6 +229,8 @@ pub fn run_to_exit(cmd: Command, timeout: Duration) -> Finished {
 /// [`run_to_exit`] with `stdin` as the command's standard input (the
 /// descriptor-passing tests hand a socket over this way).
 pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: Stdio, timeout: Duration) -> Finished {
+    // The harness's own switch is no setting of aserve's.
+    cmd.env_remove("ASERVE_SKIP_PACKAGING");
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -111,7 +111,9 @@ fn cgroup_limit(root: &Path) -> Option<Found> {
         };
         for dir in ancestors(&base, line.path) {
             if let Some(found) = read(&dir)
-                && lowest.as_ref().is_none_or(|low| found.quota.below(low.quota))
+                && lowest
+                    .as_ref()
+                    .is_none_or(|low| found.quota.below(low.quota))
             {
                 lowest = Some(found);
             }
@@ -245,7 +247,9 @@ mod tests {
         assert_eq!(parse_cpu_max("150000 100000"), q(150_000, 100_000));
         assert_eq!(parse_cpu_max("50000"), q(50_000, 100_000));
         assert_eq!(parse_cpu_max("max 100000\n"), None);
-        for garbage in ["", "x 100000", "100000 y", "0 100000", "1 0", "1 2 3", "-5 100"] {
+        for garbage in [
+            "", "x 100000", "100000 y", "0 100000", "1 0", "1 2 3", "-5 100",
+        ] {
             assert_eq!(parse_cpu_max(garbage), None, "{garbage:?}");
         }
     }
@@ -260,12 +264,42 @@ mod tests {
 
     #[test]
     fn cpus_round_up_and_are_at_least_one() {
-        assert_eq!(Quota { quota: 150_000, period: 100_000 }.cpus(), 2);
-        assert_eq!(Quota { quota: 200_000, period: 100_000 }.cpus(), 2);
-        assert_eq!(Quota { quota: 1_000, period: 100_000 }.cpus(), 1);
-        let half = Quota { quota: 50_000, period: 100_000 };
-        assert!(half.below(Quota { quota: 100_000, period: 100_000 }));
-        assert!(!half.below(Quota { quota: 5_000, period: 10_000 }));
+        assert_eq!(
+            Quota {
+                quota: 150_000,
+                period: 100_000
+            }
+            .cpus(),
+            2
+        );
+        assert_eq!(
+            Quota {
+                quota: 200_000,
+                period: 100_000
+            }
+            .cpus(),
+            2
+        );
+        assert_eq!(
+            Quota {
+                quota: 1_000,
+                period: 100_000
+            }
+            .cpus(),
+            1
+        );
+        let half = Quota {
+            quota: 50_000,
+            period: 100_000,
+        };
+        assert!(half.below(Quota {
+            quota: 100_000,
+            period: 100_000
+        }));
+        assert!(!half.below(Quota {
+            quota: 5_000,
+            period: 10_000
+        }));
     }
 
     #[test]
@@ -310,7 +344,10 @@ mod tests {
         );
         let d = detect(&root, || 64);
         assert_eq!(d.count, 3, "{d:?}");
-        assert!(d.source.starts_with("cgroup v2 cpu.max 300000/100000 at "), "{d:?}");
+        assert!(
+            d.source.starts_with("cgroup v2 cpu.max 300000/100000 at "),
+            "{d:?}"
+        );
         assert!(d.source.ends_with("kubepods/pod1"), "{d:?}");
         let _ = std::fs::remove_dir_all(root);
     }
@@ -322,14 +359,20 @@ mod tests {
         let root = tree(
             "v1",
             &[
-                ("proc/self/cgroup", "4:cpu,cpuacct:/docker/abc\n2:memory:/docker/abc\n"),
+                (
+                    "proc/self/cgroup",
+                    "4:cpu,cpuacct:/docker/abc\n2:memory:/docker/abc\n",
+                ),
                 ("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "150000\n"),
                 ("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n"),
             ],
         );
         let d = detect(&root, || 64);
         assert_eq!(d.count, 2, "{d:?}");
-        assert!(d.source.starts_with("cgroup v1 cpu.cfs_quota_us/cpu.cfs_period_us 150000/100000"));
+        assert!(
+            d.source
+                .starts_with("cgroup v1 cpu.cfs_quota_us/cpu.cfs_period_us 150000/100000")
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 
@@ -344,7 +387,10 @@ mod tests {
         );
         let d = detect(&root, || 6);
         assert_eq!(d.count, 6);
-        assert_eq!(d.source, "no cgroup CPU limit; 6 CPUs available to the process");
+        assert_eq!(
+            d.source,
+            "no cgroup CPU limit; 6 CPUs available to the process"
+        );
         let _ = std::fs::remove_dir_all(&root);
         assert_eq!(detect(&root, || 0).count, 1, "missing files, and never 0");
         assert!(available_cpus() >= 1);

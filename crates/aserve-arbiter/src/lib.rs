@@ -18,6 +18,7 @@
 
 pub mod cli;
 mod cpus;
+mod handshakes;
 mod heartbeat;
 mod listen;
 pub mod logging;

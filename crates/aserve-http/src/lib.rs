@@ -40,6 +40,7 @@ mod io;
 mod limits;
 mod listener;
 mod persist;
+mod queue;
 mod request_body;
 mod rules;
 mod server;

@@ -10,7 +10,11 @@ fn precedence_is_file_then_env_then_command_line() {
         .env("ASERVE_WORKERS", "3")
         .env("ASERVE_BACKLOG", "20");
     let c = s.ok(&["-w", "4"]);
-    assert_eq!(c.workers, Workers::Count(4), "command line beats env and file");
+    assert_eq!(
+        c.workers,
+        Workers::Count(4),
+        "command line beats env and file"
+    );
     assert_eq!(c.backlog, 20, "env beats file");
     assert_eq!(c.keep_alive, Duration::from_secs(7), "file beats defaults");
     assert_eq!(c.log_level, LogLevel::Debug);
@@ -43,7 +47,10 @@ fn cmd_args_rank_between_env_and_command_line() {
     );
     assert_eq!(c.app.module, "m");
     let c = s.ok(&["-w", "6", "other:app"]);
-    assert_eq!((c.workers, c.app.module.as_str()), (Workers::Count(6), "other"));
+    assert_eq!(
+        (c.workers, c.app.module.as_str()),
+        (Workers::Count(6), "other")
+    );
 }
 
 #[test]
@@ -95,7 +102,10 @@ fn platform_variables_are_fallbacks() {
         .env("ASERVE_ROOT_PATH", "/api/")
         .env("ASERVE_WORKERS", "2");
     let c = s.ok(&["m", "-b", "127.0.0.1:1", "--virtualenv", "/other"]);
-    assert_eq!((c.root_path.as_str(), c.workers), ("/api", Workers::Count(2)));
+    assert_eq!(
+        (c.root_path.as_str(), c.workers),
+        ("/api", Workers::Count(2))
+    );
     assert_eq!(c.binds, [tcp("127.0.0.1", 1)]);
     assert_eq!(c.virtualenv, Some(PathBuf::from("/other")));
     let e = setup().env("PORT", "x").err(&["m"]);
@@ -107,8 +117,14 @@ fn workers_auto_comes_from_every_source() {
     let auto = Workers::Auto;
     assert_eq!(setup().ok(&["m", "-w", "auto"]).workers, auto);
     assert_eq!(setup().toml("workers = 'auto'\n").ok(&["m"]).workers, auto);
-    assert_eq!(setup().env("ASERVE_WORKERS", "Auto").ok(&["m"]).workers, auto);
-    assert_eq!(setup().env("WEB_CONCURRENCY", "auto").ok(&["m"]).workers, auto);
+    assert_eq!(
+        setup().env("ASERVE_WORKERS", "Auto").ok(&["m"]).workers,
+        auto
+    );
+    assert_eq!(
+        setup().env("WEB_CONCURRENCY", "auto").ok(&["m"]).workers,
+        auto
+    );
     let s = setup().env("WEB_CONCURRENCY", "auto");
     assert_eq!(s.ok(&["m", "-w", "3"]).workers, Workers::Count(3));
     let e = setup().err(&["m", "-w", "0"]);
