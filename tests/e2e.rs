@@ -10,6 +10,7 @@ mod close;
 mod concurrency;
 mod config_e2e;
 mod corpus;
+mod deploy;
 mod environ;
 mod failures;
 mod file_wrapper;
