@@ -461,3 +461,60 @@ impl Drop for Proxy {
         }
     }
 }
+
+impl Proxy {
+    /// Starts nginx with `site` — `upstream`/`server` blocks as a user puts
+    /// them in `conf.d` (the one in `docs/deploy.md`) — inside a minimal
+    /// `nginx.conf` of the proxy's own (pid, logs, temp paths). Every
+    /// `@LISTEN@` in `site` becomes the loopback address it listens on.
+    ///
+    /// # Panics
+    /// As [`Proxy::start`].
+    pub fn nginx_site(site: &str) -> Proxy {
+        let tools = tools();
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let dir = fresh_dir(Kind::Nginx);
+            let port = free_port();
+            let optional = nginx_optional_temp_paths(&tools.nginx, &dir);
+            let site = site.replace("@LISTEN@", &format!("127.0.0.1:{port}"));
+            let d = dir.display();
+            let conf = format!(
+                "pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+                 events {{\n    worker_connections 512;\n}}\n\
+                 http {{\n    access_log {d}/access.log;\n    \
+                 client_body_temp_path {d}/client_body_temp;\n    \
+                 proxy_temp_path {d}/proxy_temp;\n{optional}\n{site}\n}}\n"
+            );
+            let conf_path = dir.join("nginx.conf");
+            fs::write(&conf_path, conf).expect("write nginx.conf");
+            let log = File::create(dir.join("stderr.log")).expect("create stderr.log");
+            let child = Command::new(&tools.nginx)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .args(["-g", "daemon off; master_process off;"])
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log file"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn nginx: {e}"));
+            let mut proxy = Proxy {
+                kind: Kind::Nginx,
+                child,
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                dir,
+            };
+            match proxy.wait_ready() {
+                Ok(()) => return proxy,
+                Err(log) if log.contains("in use") => last_log = log,
+                Err(log) => panic!("nginx did not start:\n{log}"),
+            }
+        }
+        panic!("nginx found its port in use three times:\n{last_log}");
+    }
+}

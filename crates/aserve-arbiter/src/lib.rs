@@ -18,6 +18,8 @@
 
 pub mod cli;
 mod counters;
+mod cpus;
+mod handshakes;
 mod heartbeat;
 mod listen;
 pub mod logging;
@@ -28,7 +30,7 @@ mod signals;
 mod statsd;
 mod worker;
 
-use aserve_config::Config;
+use aserve_config::{Config, Workers};
 use aserve_http::statsd::StatsdOptions;
 
 pub use listen::BindError;
@@ -59,14 +61,17 @@ pub enum ArbiterError {
 /// Must be called on the process's only thread (it checks, and refuses
 /// otherwise), and without holding the GIL when this process runs Python.
 pub fn run(
-    config: Config,
+    mut config: Config,
     statsd: Option<StatsdOptions>,
     reload: Reload,
 ) -> Result<i32, ArbiterError> {
     process::ensure_single_threaded("start", false)?;
     process::apply_env(&config)?;
+    // `auto` is worked out (and logged) once here; a reload does it again.
+    let workers = cpus::workers(config.workers);
+    config.workers = Workers::Count(workers);
     if config.check_config {
-        aserve_wsgi::App::load(&worker::wsgi_config(&config, config.workers > 1))?;
+        aserve_wsgi::App::load(&worker::wsgi_config(&config, workers > 1))?;
         tracing::info!("Configuration is valid and {} loads", config.app);
         return Ok(0);
     }
@@ -79,7 +84,7 @@ pub fn run(
     let preloaded = if config.preload {
         Some(aserve_wsgi::App::load(&worker::wsgi_config(
             &config,
-            config.workers > 1,
+            workers > 1,
         ))?)
     } else {
         None

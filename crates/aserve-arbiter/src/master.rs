@@ -40,7 +40,24 @@
 //!   master stops;
 //! - with statsd, `gunicorn.workers` is sent (non-blocking, one datagram)
 //!   whenever the number of live, non-retiring workers changes, as
-//!   gunicorn's arbiter does.
+//!   gunicorn's arbiter does;
+//! - a graceful stop (SIGTERM) tells no worker before the listeners'
+//!   accept queues are closed and no handshake is left under way on them
+//!   ([`WindDown`]): a worker that finds its queue closed empties it
+//!   before it stops, and by then nothing new can join it, so the master's
+//!   closing the sockets at exit resets no connection. Until then the
+//!   workers serve as usual and are kept at `target`.
+//!
+//! The graceful stop, in order (see docs/signals.md):
+//! 1. SIGTERM: serve as usual for `--shutdown-delay` (load balancers take
+//!    the pod out of rotation meanwhile);
+//! 2. close every listener's accept queue, for all processes at once
+//!    ([`aserve_http::Listener::close_queue`]): new clients are refused,
+//!    queued ones stay; wait for TCP handshakes under way to land in the
+//!    queue ([`crate::handshakes`], at most [`HANDSHAKES_MAX`]);
+//! 3. SIGTERM to the workers: each empties the queue, closes idle
+//!    connections, finishes in-flight requests (`Connection: close`) within
+//!    `--graceful-timeout`, and exits; the master exits 0.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -72,6 +89,7 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) graceful_timeout: Duration,
+    pub(crate) shutdown_delay: Duration,
     pub(crate) max_requests: Option<u64>,
     pub(crate) max_requests_jitter: u64,
     pub(crate) max_worker_memory: Option<u64>,
@@ -80,9 +98,10 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_config(config: &Config) -> Self {
         Self {
-            workers: config.workers.max(1),
+            workers: crate::cpus::workers(config.workers),
             timeout: config.timeout,
             graceful_timeout: config.graceful_timeout,
+            shutdown_delay: config.shutdown_delay,
             max_requests: config.max_requests,
             max_requests_jitter: config.max_requests_jitter,
             max_worker_memory: config.max_worker_memory,
@@ -130,6 +149,24 @@ pub(crate) struct Listeners {
     pub(crate) metrics: Option<Listener>,
 }
 
+/// A graceful stop before the workers are told (see the module docs).
+#[derive(Debug, Clone, Copy)]
+enum WindDown {
+    /// `--shutdown-delay`: serving as usual until then.
+    Delay(Instant),
+    /// The accept queues are closed since then; waiting for the TCP
+    /// handshakes under way to reach them.
+    Handshakes(Instant),
+}
+
+/// The longest a graceful stop waits for TCP handshakes under way after
+/// the queues close. A handshake whose last ACK found the queue full is
+/// completed by the client's retransmission (about 0.2 s, then doubling)
+/// once the queue has room, which the workers make by accepting; 5 s
+/// covers several retransmissions. Only a stop with handshakes pending
+/// waits at all.
+const HANDSHAKES_MAX: Duration = Duration::from_secs(5);
+
 pub(crate) struct Master {
     config: Config,
     settings: Settings,
@@ -149,6 +186,7 @@ pub(crate) struct Master {
     generation: u64,
     announced: bool,
     stopping: Option<(Stop, Instant)>,
+    winding_down: Option<WindDown>,
     exit_code: i32,
     broken: bool,
     reloader: Option<Reloader>,
@@ -191,6 +229,7 @@ impl Master {
             generation: 0,
             announced: false,
             stopping: None,
+            winding_down: None,
             exit_code: 0,
             broken: false,
             reloader: None,
@@ -213,7 +252,7 @@ impl Master {
             }
         }
         loop {
-            self.wait(Duration::from_millis(250));
+            self.wait(self.tick());
             for signal in self.signals.drain() {
                 self.on_signal(signal);
             }
@@ -227,6 +266,7 @@ impl Master {
                 self.maintain();
                 self.check_health();
             }
+            self.wind_down();
             self.enforce_deadlines();
             self.report_workers();
             if self.stopping.is_some() && self.workers.is_empty() {
@@ -237,6 +277,19 @@ impl Master {
                 crate::process::hook("on_exit", &self.config, None);
                 return self.exit_code;
             }
+        }
+    }
+
+    /// How long the loop may sleep: a quarter second, less when a step of
+    /// a graceful stop is due sooner.
+    fn tick(&self) -> Duration {
+        let tick = Duration::from_millis(250);
+        match self.winding_down {
+            Some(WindDown::Delay(until)) => {
+                tick.min(until.saturating_duration_since(Instant::now()))
+            }
+            Some(WindDown::Handshakes(_)) => Duration::from_millis(10),
+            None => tick,
         }
     }
 
@@ -259,8 +312,11 @@ impl Master {
 
     fn on_signal(&mut self, signal: Signal) {
         match signal {
-            Signal::SIGTERM => self.stop(Stop::Graceful),
+            Signal::SIGTERM => self.begin_graceful_stop(),
             Signal::SIGINT | Signal::SIGQUIT => self.stop(Stop::Quick),
+            Signal::SIGHUP if self.winding_down.is_some() => {
+                tracing::warn!("SIGHUP ignored: the server is stopping");
+            }
             Signal::SIGHUP => self.reload(),
             Signal::SIGTTIN => {
                 self.target += 1;
@@ -280,6 +336,79 @@ impl Master {
         }
     }
 
+    /// SIGTERM: the graceful stop's first step, at once (see the module
+    /// docs); [`Master::wind_down`] takes the next ones.
+    fn begin_graceful_stop(&mut self) {
+        if self.stopping.is_some() || self.winding_down.is_some() {
+            return;
+        }
+        // First: probes see the stop while the server still serves.
+        self.board.readiness().set_not_ready();
+        let delay = self.settings.shutdown_delay;
+        if !delay.is_zero() {
+            tracing::info!(
+                "Handling SIGTERM: serving for {}s more (--shutdown-delay), then stopping",
+                delay.as_secs()
+            );
+        }
+        self.winding_down = Some(WindDown::Delay(Instant::now() + delay));
+        self.wind_down();
+    }
+
+    /// Takes the graceful stop's next step when it is due.
+    fn wind_down(&mut self) {
+        let now = Instant::now();
+        match self.winding_down {
+            Some(WindDown::Delay(until)) if now >= until => {
+                self.close_queues();
+                self.winding_down = Some(WindDown::Handshakes(now));
+                self.wind_down();
+            }
+            Some(WindDown::Handshakes(since)) => {
+                let pending = crate::handshakes::pending(&self.tcp_ports()).unwrap_or(0);
+                if pending > 0 && now.duration_since(since) < HANDSHAKES_MAX {
+                    return;
+                }
+                if pending > 0 {
+                    tracing::warn!(
+                        "{pending} TCP handshake(s) still under way after {HANDSHAKES_MAX:?}; \
+                         stopping anyway"
+                    );
+                }
+                self.winding_down = None;
+                self.stop(Stop::Graceful);
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes every listener's accept queue, for every process that holds
+    /// it: new clients are refused, queued ones can still be accepted.
+    fn close_queues(&self) {
+        // The app's listeners only: health probes keep being answered
+        // through the drain.
+        for listener in &self.listeners.app {
+            if let Err(e) = listener.close_queue() {
+                tracing::warn!(
+                    "cannot close the accept queue of {}: {e}; clients that connect \
+                     from now on may be reset at exit",
+                    listener.describe()
+                );
+            }
+        }
+    }
+
+    fn tcp_ports(&self) -> Vec<u16> {
+        self.listeners
+            .app
+            .iter()
+            .filter_map(|l| match l {
+                Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+                Listener::Unix(_) => None,
+            })
+            .collect()
+    }
+
     fn stop(&mut self, how: Stop) {
         // First, before anything else a stop does: probes see it at once.
         self.board.readiness().set_not_ready();
@@ -289,6 +418,8 @@ impl Master {
         {
             return;
         }
+        // A quick stop cuts a graceful one short, at any step.
+        self.winding_down = None;
         let (signal, grace) = match how {
             Stop::Graceful => (Signal::SIGTERM, self.settings.graceful_timeout),
             Stop::Quick => (Signal::SIGQUIT, Duration::from_secs(2)),

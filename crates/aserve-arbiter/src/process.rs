@@ -231,7 +231,11 @@ pub(crate) fn hook(name: &str, config: &Config, worker: Option<u32>) {
     };
     let info = aserve_wsgi::HookInfo {
         master_pid: u32::try_from(master_pid.as_raw()).unwrap_or(0),
-        num_workers: config.workers,
+        // `auto` is resolved to a count before any hook runs.
+        num_workers: match config.workers {
+            aserve_config::Workers::Count(n) => n,
+            aserve_config::Workers::Auto => 0,
+        },
         proc_name: config.name.clone().unwrap_or_else(|| "aserve".into()),
         worker_pid: worker,
     };

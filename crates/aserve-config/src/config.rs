@@ -33,9 +33,8 @@ pub struct Config {
     /// `None` = nowhere (the default).
     pub metrics_bind: Option<Bind>,
 
-    /// Number of worker processes, at least 1. Default is $WEB_CONCURRENCY,
-    /// else 1.
-    pub workers: usize,
+    /// Number of worker processes. Default is $WEB_CONCURRENCY, else 1.
+    pub workers: Workers,
     /// gunicorn's worker class, if one was named; already applied to
     /// `threads` and `request_timeout`. Default is none.
     pub worker_class: Option<WorkerClass>,
@@ -55,6 +54,9 @@ pub struct Config {
     /// How long a worker waits for in-flight requests when it shuts down.
     /// Default is 30 seconds.
     pub graceful_timeout: Duration,
+    /// How long the server keeps accepting and serving after SIGTERM
+    /// before it stops accepting. Default is 0.
+    pub shutdown_delay: Duration,
     /// Write the arbiter's PID to this file.
     pub pid: Option<PathBuf>,
     /// Switch worker processes to this user.
@@ -156,6 +158,27 @@ pub struct Config {
     /// accepted as unneeded, a worker class mapped, `./gunicorn.conf.py`
     /// read): logged at info level once logging is up.
     pub notices: Vec<String>,
+}
+
+/// How many worker processes to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Exactly this many, at least 1.
+    Count(usize),
+    /// As many as the container's CPU limit allows (its cgroup's CPU
+    /// quota, rounded up), else one per CPU the process may run on. The
+    /// process layer works the number out; this crate never reads the
+    /// system.
+    Auto,
+}
+
+impl std::fmt::Display for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workers::Count(n) => write!(f, "{n}"),
+            Workers::Auto => f.write_str("auto"),
+        }
+    }
 }
 
 /// Request-size limits, in gunicorn's names and defaults.

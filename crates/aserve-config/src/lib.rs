@@ -77,7 +77,7 @@ pub use app_spec::AppSpec;
 pub use bind::Bind;
 pub use cli::{command, is_known_flag};
 pub use config::{
-    Account, Config, Limits, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass,
+    Account, Config, Limits, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass, Workers,
 };
 pub use error::{ConfigError, Origin, Words};
 pub use settings::GUNICORN_ACCESS_LOGFORMAT;

@@ -10,7 +10,7 @@ use figment::value::Value;
 
 use crate::setting::{Builtin, Custom, Default, Field, Group, Setting, Shape, path_value};
 use crate::values::{self, Problem};
-use crate::{AppSpec, Bind, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass};
+use crate::{AppSpec, Bind, LogFormat, LogLevel, LogTarget, StatsdHost, WorkerClass, Workers};
 
 /// gunicorn's default access log format.
 pub const GUNICORN_ACCESS_LOGFORMAT: &str =
@@ -98,13 +98,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         key: "workers",
         short: Some('w'),
         value_name: "N",
-        field: Field::Count {
-            min: 1,
-            lens: |c| &mut c.workers,
-        },
+        field: Field::Custom(&WORKERS),
         default: Default::Derived("`$WEB_CONCURRENCY`, else `1`"),
         group: Processes,
-        doc: "number of worker processes, at least 1",
+        doc: "number of worker processes, at least 1; or `auto`: the container's CPU limit \
+              (cgroup v2 `cpu.max`, v1 quota/period), rounded up, else the CPUs aserve may \
+              run on; logged at start with where it came from",
         gunicorn: &["workers"],
         ..Setting::NEW
     },
@@ -190,6 +189,20 @@ pub(crate) static SETTINGS: &[Setting] = &[
         group: Processes,
         doc: "on SIGTERM, how long in-flight requests get to finish",
         gunicorn: &["graceful_timeout"],
+        ..Setting::NEW
+    },
+    Setting {
+        key: "shutdown_delay",
+        value_name: "SECS",
+        field: Field::Secs {
+            min: 0,
+            lens: |c| &mut c.shutdown_delay,
+        },
+        default: Default::Is(Int(0)),
+        group: Processes,
+        doc: "on SIGTERM, keep accepting and serving this long (while `/ready` says 503) \
+              before the listeners close: the time a load balancer needs to stop sending; \
+              replaces a Kubernetes preStop sleep",
         ..Setting::NEW
     },
     Setting {
@@ -849,6 +862,20 @@ const DOGSTATSD_TAGS: Custom = Custom {
         Ok(())
     },
     print: |c| Some(strings(c.dogstatsd_tags.iter().cloned())),
+};
+
+const WORKERS: Custom = Custom {
+    shape: Shape::One,
+    read: |c, v| {
+        c.workers = values::workers(v)?;
+        Ok(())
+    },
+    print: |c| {
+        Some(match c.workers {
+            Workers::Count(n) => i64::try_from(n).unwrap_or(i64::MAX).into(),
+            Workers::Auto => "auto".into(),
+        })
+    },
 };
 
 const MIB: u64 = 1024 * 1024;

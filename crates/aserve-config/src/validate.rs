@@ -20,7 +20,7 @@ use crate::setting::Default;
 use crate::settings::SETTINGS;
 use crate::values::{self, Problem};
 use crate::{AppSpec, Bind, Config, ConfigError, Host, Limits, LogFormat, LogLevel, LogTarget};
-use crate::{Origin, WorkerClass};
+use crate::{Origin, WorkerClass, Workers};
 
 /// A [`Config`] before any setting is read: every place is overwritten by a
 /// default or a given value before anyone sees it, except the optional
@@ -36,7 +36,7 @@ fn blank() -> Config {
         reuse_port: false,
         umask: 0,
         metrics_bind: None,
-        workers: 1,
+        workers: Workers::Count(1),
         worker_class: None,
         preload: false,
         timeout: None,
@@ -44,6 +44,7 @@ fn blank() -> Config {
         max_requests_jitter: 0,
         max_worker_memory: None,
         graceful_timeout: Duration::ZERO,
+        shutdown_delay: Duration::ZERO,
         pid: None,
         user: None,
         group: None,
@@ -192,8 +193,8 @@ fn finish(
         && let Some(raw) = platform("WEB_CONCURRENCY")
     {
         let value = Value::from(raw.clone());
-        match values::count(&value, 1) {
-            Ok(n) => config.workers = n,
+        match values::workers(&value) {
+            Ok(workers) => config.workers = workers,
             Err(p) => errors.push(located(
                 "workers",
                 Origin::Env("WEB_CONCURRENCY".into()),

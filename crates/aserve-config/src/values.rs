@@ -54,6 +54,18 @@ pub(crate) fn count(value: &Value, min: u64) -> Result<usize, Problem> {
     usize::try_from(n).or_else(|_| expected(format!("an integer >= {min}")))
 }
 
+/// `workers`: an integer >= 1, or `auto` (any case).
+pub(crate) fn workers(value: &Value) -> Result<crate::Workers, Problem> {
+    if let Value::String(_, s) = value
+        && s.trim().eq_ignore_ascii_case("auto")
+    {
+        return Ok(crate::Workers::Auto);
+    }
+    count(value, 1)
+        .map(crate::Workers::Count)
+        .or_else(|_| expected("an integer >= 1 or \"auto\""))
+}
+
 pub(crate) fn boolean(value: &Value) -> Result<bool, Problem> {
     let b = match value {
         Value::Bool(_, b) => Some(*b),
@@ -241,6 +253,17 @@ mod tests {
         assert!(uint(&Value::from(0u64), 1, u64::MAX).is_err());
         assert!(uint(&Value::from(-1i64), 0, u64::MAX).is_err());
         assert!(uint(&Value::from("x"), 0, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn workers_are_a_count_or_auto() {
+        use crate::Workers;
+        assert_eq!(workers(&Value::from(3u64)).unwrap(), Workers::Count(3));
+        assert_eq!(workers(&Value::from(" 2 ")).unwrap(), Workers::Count(2));
+        assert_eq!(workers(&Value::from("AUTO")).unwrap(), Workers::Auto);
+        assert!(workers(&Value::from(0u64)).is_err());
+        assert!(workers(&Value::from("autox")).is_err());
+        assert!(workers(&Value::from(true)).is_err());
     }
 
     #[test]

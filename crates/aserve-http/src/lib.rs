@@ -50,6 +50,7 @@ pub mod metrics;
 mod observe;
 mod persist;
 mod proxy_protocol;
+mod queue;
 mod request_body;
 mod rules;
 mod server;

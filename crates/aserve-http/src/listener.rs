@@ -3,9 +3,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -47,21 +49,33 @@ impl Listener {
     pub(crate) fn into_tokio(self) -> io::Result<Bound> {
         Ok(match self {
             Self::Tcp(l) => Bound::Tcp(tokio::net::TcpListener::from_std(l)?),
-            Self::Unix(l) => Bound::Unix(tokio::net::UnixListener::from_std(l)?),
+            Self::Unix(l) => {
+                // SAFETY: the `UnixListener` owns its descriptor and moves
+                // into the `AsyncFd`, which only lends it out (`get_ref`):
+                // it stays open, and the same, for the AsyncFd's life.
+                let registered =
+                    unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) };
+                Bound::Unix(registered.map_err(io::Error::from)?)
+            }
         })
     }
 }
 
+/// A connection, its peer and the local address (TCP only).
+pub(crate) type Accepted = (Stream, Option<SocketAddr>, Option<SocketAddr>);
+
 pub(crate) enum Bound {
     Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+    /// Not tokio's `UnixListener`: once a listener is shut down for reading
+    /// (its queue closed, see [`crate::queue`]) it polls readable for
+    /// good, and tokio's accept would retry `EAGAIN` forever without
+    /// yielding. Here the end of a closed queue is seen and waited out.
+    Unix(AsyncFd<std::os::unix::net::UnixListener>),
 }
 
 impl Bound {
     /// The next connection, its peer and the local address (TCP only).
-    pub(crate) async fn accept(
-        &self,
-    ) -> io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
+    pub(crate) async fn accept(&self) -> io::Result<Accepted> {
         match self {
             Self::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
@@ -69,10 +83,22 @@ impl Bound {
                 let local = stream.local_addr().ok();
                 Ok((Stream::Tcp(stream), Some(peer), local))
             }
-            Self::Unix(l) => {
-                let (stream, _) = l.accept().await?;
-                Ok((Stream::Unix(stream), None, None))
-            }
+            Self::Unix(l) => loop {
+                let mut ready = l.readable().await?;
+                match ready.try_io(|l| l.get_ref().accept()) {
+                    Ok(accepted) => {
+                        let (stream, _) = accepted?;
+                        stream.set_nonblocking(true)?;
+                        let stream = UnixStream::from_std(stream)?;
+                        return Ok((Stream::Unix(stream), None, None));
+                    }
+                    // Closed and empty: nothing can join the queue any more.
+                    Err(_) if crate::queue::read_shut_down(l.get_ref().as_fd()) => {
+                        std::future::pending().await
+                    }
+                    Err(_) => {}
+                }
+            },
         }
     }
 }

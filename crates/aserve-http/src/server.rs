@@ -5,6 +5,14 @@
 //! stops calling `accept`, so extra clients wait in the kernel backlog
 //! rather than being accepted and starved.
 //!
+//! On the stop signal each loop looks at its socket: if the accept queue
+//! was closed for everyone ([`queue`](crate::queue): the whole server is
+//! stopping), it accepts what is left in the queue, permit by permit,
+//! until the queue is empty, so no client that connected is reset when the
+//! socket closes; otherwise (a reload or a recycled worker: other workers
+//! keep accepting) it stops at once. Connections accepted after the stop
+//! are served as draining ones: one request, `Connection: close`.
+//!
 //! Invariant: a connection task holds its permit until the connection is
 //! gone, so "all permits available" means "no open connections", which is
 //! what the drain waits for. What happens on a connection is in
@@ -16,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aserve_config::Config;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::conn::{self, Shared};
-use crate::listener::{Bound, Listener};
+use crate::listener::{Accepted, Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
 use crate::statsd::Statsd;
 use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
@@ -85,8 +93,9 @@ impl ServerConfig {
 }
 
 /// Serves `listeners` with `handler` until `shutdown` resolves, then drains:
-/// stops accepting, closes idle connections, lets in-flight requests finish
-/// (with `Connection: close`) for up to `graceful_timeout`.
+/// stops accepting (after serving what is left in a closed accept queue,
+/// see the module docs), closes idle connections, lets in-flight requests
+/// finish (with `Connection: close`) for up to `graceful_timeout`.
 ///
 /// Must be called inside a tokio runtime. The listeners must be
 /// non-blocking.
@@ -117,11 +126,14 @@ pub async fn serve<H: Handler>(
     shutdown.await;
     tracing::info!("Shutting down: draining connections");
     let _ = stop_tx.send(true);
-    for accept in loops {
-        let _ = accept.await;
-    }
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(graceful_timeout, permits.acquire_many(all))
+    let drained = async {
+        for accept in loops {
+            let _ = accept.await;
+        }
+        let _ = permits.acquire_many(all).await;
+    };
+    if tokio::time::timeout(graceful_timeout, drained)
         .await
         .is_err()
     {
@@ -151,13 +163,14 @@ impl<H: Handler> AcceptLoop<H> {
                     Ok(permit) => permit,
                     Err(_) => return,
                 },
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => return self.empty_closed_queue().await,
             };
-            let (stream, peer, local) = tokio::select! {
+            let accepted = tokio::select! {
                 // A connection still in the shared backlog is better left
-                // for another worker than accepted by one that is leaving.
+                // for another worker than accepted by one that is leaving,
+                // unless nobody else will take it.
                 biased;
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => return self.empty_closed_queue().await,
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -166,39 +179,93 @@ impl<H: Handler> AcceptLoop<H> {
                     }
                 },
             };
-            let info = ConnInfo {
-                peer,
-                local,
-                secure: false,
-                forwarded: None,
-            };
-            let (shared, mut stop) = (Arc::clone(&self.shared), self.stop.clone());
-            let metrics = shared.config.metrics;
-            if let Some(m) = metrics {
-                m.gauge(CONNECTIONS, 1);
-            }
-            let mut stream = stream;
-            tokio::spawn(async move {
-                let config = &shared.config;
-                let proxied = crate::proxy_protocol::accept(
-                    config.proxy_protocol.as_ref(),
-                    &mut stream,
-                    info,
-                    config.header_timeout,
-                    &mut stop,
-                )
-                .await;
-                if let Some((info, early)) = proxied {
-                    conn::serve(shared, stream, info, early, stop).await;
-                }
-                if let Some(m) = metrics {
-                    m.gauge(CONNECTIONS, -1);
-                }
-                drop(permit);
-            });
+            self.spawn(accepted, permit);
         }
     }
+
+    /// After the stop: if the accept queue is closed (the whole server is
+    /// stopping, see [`crate::queue`]), accepts until it is empty and has
+    /// stayed empty for [`QUIET`] (TCP). Otherwise other workers stay to
+    /// accept.
+    async fn empty_closed_queue(self) {
+        if !self.listener.queue_closed() {
+            return;
+        }
+        let quiet = match self.listener {
+            Bound::Tcp(_) => QUIET,
+            // A Unix connect joins the queue at once, or is refused.
+            Bound::Unix(_) => Duration::ZERO,
+        };
+        let mut accepted = 0_u64;
+        loop {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                break;
+            };
+            let connection = match self.listener.try_accept() {
+                Ok(Some(connection)) => connection,
+                Ok(None) => match tokio::time::timeout(quiet, self.listener.accept()).await {
+                    Ok(Ok(connection)) => connection,
+                    Ok(Err(e)) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                    Err(_) => break,
+                },
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            };
+            accepted += 1;
+            self.spawn(connection, permit);
+        }
+        tracing::info!("Accept queue emptied: {accepted} waiting connection(s) accepted");
+    }
+
+    fn spawn(&self, accepted: Accepted, permit: OwnedSemaphorePermit) {
+        let (stream, peer, local) = accepted;
+        let info = ConnInfo {
+            peer,
+            local,
+            secure: false,
+            forwarded: None,
+        };
+        let (shared, mut stop) = (Arc::clone(&self.shared), self.stop.clone());
+        let metrics = shared.config.metrics;
+        if let Some(m) = metrics {
+            m.gauge(CONNECTIONS, 1);
+        }
+        let mut stream = stream;
+        tokio::spawn(async move {
+            let config = &shared.config;
+            let proxied = crate::proxy_protocol::accept(
+                config.proxy_protocol.as_ref(),
+                &mut stream,
+                info,
+                config.header_timeout,
+                &mut stop,
+            )
+            .await;
+            if let Some((info, early)) = proxied {
+                conn::serve(shared, stream, info, early, stop).await;
+            }
+            if let Some(m) = metrics {
+                m.gauge(CONNECTIONS, -1);
+            }
+            drop(permit);
+        });
+    }
 }
+
+/// How long a closed TCP queue must stay empty before a stopping worker
+/// stops accepting. A client whose handshake the kernel finished with a
+/// SYN cookie (no trace of it on the server until its ACK is taken) and
+/// whose ACK found the queue full thinks it is connected, and joins the
+/// queue when it retransmits: after about 0.2 s, then 0.4 s, 0.8 s. The
+/// master's wait for visible handshakes cannot see these; this catches
+/// the retransmissions of clients dropped up to twice.
+const QUIET: Duration = Duration::from_secs(1);
+
 /// Out of file descriptors or memory is transient: back off briefly rather
 /// than spin. Per-connection errors (reset before accept) need no pause.
 async fn accept_error(e: io::Error) {

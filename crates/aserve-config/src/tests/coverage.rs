@@ -37,6 +37,8 @@ fn print_config_round_trips() {
         "--statsd-host=[::1]:9125",
         "--statsd-prefix=svc.app",
         "--dogstatsd-tags=env=prod,team:web",
+        "--workers=auto",
+        "--shutdown-delay=3",
         "--print-config",
     ]);
     assert!(original.print_config);

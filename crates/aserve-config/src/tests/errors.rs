@@ -81,7 +81,7 @@ fn wrong_type_names_key_source_and_value() {
     assert_eq!(
         s.err(&[]),
         format!(
-            "invalid value for 'workers' in {}: expected an integer >= 1, found \"x\"",
+            "invalid value for 'workers' in {}: expected an integer >= 1 or \"auto\", found \"x\"",
             s.path("aserve.toml").display()
         )
     );
@@ -105,7 +105,7 @@ fn out_of_range_names_the_env_var() {
     assert_eq!(
         s.err(&["m"]),
         "invalid value for 'workers' in the ASERVE_WORKERS environment variable: \
-         expected an integer >= 1, found \"0\""
+         expected an integer >= 1 or \"auto\", found \"0\""
     );
     let e = setup().env("ASERVE_UMASK", "0o1777").err(&["m"]);
     assert!(e.contains("'umask' in the ASERVE_UMASK"), "{e}");
@@ -198,10 +198,13 @@ fn bad_flag_values_name_the_flag() {
     assert_eq!(
         e,
         "invalid value for 'workers' on the command line (--workers): \
-         expected an integer >= 1, found \"x\""
+         expected an integer >= 1 or \"auto\", found \"x\""
     );
     let e = setup().err(&["m", "--workers", "-1"]);
-    assert!(e.ends_with("expected an integer >= 1, found \"-1\""), "{e}");
+    assert!(
+        e.ends_with("expected an integer >= 1 or \"auto\", found \"-1\""),
+        "{e}"
+    );
     let e = setup().err(&["m", "--env", "NOEQUALS"]);
     assert!(e.ends_with("expected KEY=VALUE, found \"NOEQUALS\""), "{e}");
     let e = setup().err(&["m", "--workers"]);

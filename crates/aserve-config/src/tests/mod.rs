@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Account, Bind, Config, ConfigError, LogFormat, LogLevel, LogTarget};
+use crate::{Account, Bind, Config, ConfigError, LogFormat, LogLevel, LogTarget, Workers};
 
 mod coverage;
 mod errors;
@@ -72,7 +72,10 @@ fn tcp(host: &str, port: u16) -> Bind {
 fn defaults_are_gunicorns_and_the_old_flags() {
     let c = setup().ok(&["m:app"]);
     assert_eq!(c.binds, [tcp("127.0.0.1", 8000)]);
-    assert_eq!((c.backlog, c.workers, c.umask), (2048, 1, 0));
+    assert_eq!(
+        (c.backlog, c.workers, c.umask),
+        (2048, Workers::Count(1), 0)
+    );
     assert_eq!((c.worker_connections, c.threads), (1000, 1000));
     assert_eq!(c.keep_alive, Duration::from_secs(5));
     assert_eq!(c.header_timeout, Duration::from_secs(30));

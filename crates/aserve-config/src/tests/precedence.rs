@@ -10,7 +10,11 @@ fn precedence_is_file_then_env_then_command_line() {
         .env("ASERVE_WORKERS", "3")
         .env("ASERVE_BACKLOG", "20");
     let c = s.ok(&["-w", "4"]);
-    assert_eq!(c.workers, 4, "command line beats env and file");
+    assert_eq!(
+        c.workers,
+        Workers::Count(4),
+        "command line beats env and file"
+    );
     assert_eq!(c.backlog, 20, "env beats file");
     assert_eq!(c.keep_alive, Duration::from_secs(7), "file beats defaults");
     assert_eq!(c.log_level, LogLevel::Debug);
@@ -39,11 +43,14 @@ fn cmd_args_rank_between_env_and_command_line() {
     let c = s.ok(&[]);
     assert_eq!(
         (c.workers, c.name.as_deref(), c.preload),
-        (5, Some("my app"), true)
+        (Workers::Count(5), Some("my app"), true)
     );
     assert_eq!(c.app.module, "m");
     let c = s.ok(&["-w", "6", "other:app"]);
-    assert_eq!((c.workers, c.app.module.as_str()), (6, "other"));
+    assert_eq!(
+        (c.workers, c.app.module.as_str()),
+        (Workers::Count(6), "other")
+    );
 }
 
 #[test]
@@ -88,7 +95,7 @@ fn platform_variables_are_fallbacks() {
         .env("SCRIPT_NAME", "/mount/");
     let c = s.ok(&["m"]);
     assert_eq!(c.binds, [tcp("0.0.0.0", 5000)]);
-    assert_eq!(c.workers, 4);
+    assert_eq!(c.workers, Workers::Count(4));
     // An activated venv is not a setting: the interpreter is the package's.
     assert_eq!(c.virtualenv, None);
     assert_eq!(c.root_path, "/mount");
@@ -96,7 +103,10 @@ fn platform_variables_are_fallbacks() {
         .env("ASERVE_ROOT_PATH", "/api/")
         .env("ASERVE_WORKERS", "2");
     let c = s.ok(&["m", "-b", "127.0.0.1:1", "--virtualenv", "/other"]);
-    assert_eq!((c.root_path.as_str(), c.workers), ("/api", 2));
+    assert_eq!(
+        (c.root_path.as_str(), c.workers),
+        ("/api", Workers::Count(2))
+    );
     assert_eq!(c.binds, [tcp("127.0.0.1", 1)]);
     assert_eq!(c.virtualenv, Some(PathBuf::from("/other")));
     let e = setup().env("PORT", "x").err(&["m"]);
@@ -138,4 +148,38 @@ fn forwarded_allow_ips_falls_back_to_gunicorns_variable() {
     assert_eq!(nets(&c), ["192.0.2.1/32"]);
     let c = setup().toml("forwarded_allow_ips = []").ok(&["m"]);
     assert!(c.forwarded_allow_ips.is_empty());
+}
+
+#[test]
+fn workers_auto_comes_from_every_source() {
+    let auto = Workers::Auto;
+    assert_eq!(setup().ok(&["m", "-w", "auto"]).workers, auto);
+    assert_eq!(setup().toml("workers = 'auto'\n").ok(&["m"]).workers, auto);
+    assert_eq!(
+        setup().env("ASERVE_WORKERS", "Auto").ok(&["m"]).workers,
+        auto
+    );
+    assert_eq!(
+        setup().env("WEB_CONCURRENCY", "auto").ok(&["m"]).workers,
+        auto
+    );
+    let s = setup().env("WEB_CONCURRENCY", "auto");
+    assert_eq!(s.ok(&["m", "-w", "3"]).workers, Workers::Count(3));
+    let e = setup().err(&["m", "-w", "0"]);
+    assert_eq!(
+        e,
+        "invalid value for 'workers' on the command line (--workers): \
+         expected an integer >= 1 or \"auto\", found \"0\""
+    );
+}
+
+#[test]
+fn shutdown_delay_defaults_to_zero() {
+    assert_eq!(setup().ok(&["m"]).shutdown_delay, Duration::ZERO);
+    let c = setup().env("ASERVE_SHUTDOWN_DELAY", "5").ok(&["m"]);
+    assert_eq!(c.shutdown_delay, Duration::from_secs(5));
+    assert_eq!(
+        setup().ok(&["m", "--shutdown-delay", "2"]).shutdown_delay,
+        Duration::from_secs(2)
+    );
 }
