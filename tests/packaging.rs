@@ -310,6 +310,10 @@ fn sdist_depends_on_crates_io_alone_and_builds_offline() {
         .output()
         .expect("run tar");
     assert!(out.status.success(), "tar: {out:?}");
+    // The sdist's files carry a fixed old date, and the build directory is
+    // reused across runs (for the crates.io crates): stamp them now, or
+    // cargo would take last run's aserve crates for up to date.
+    touch_all(&unpacked);
     let lock = std::fs::read_dir(&unpacked)
         .expect("list the unpacked sdist")
         .flatten()
@@ -357,6 +361,23 @@ fn sdist_depends_on_crates_io_alone_and_builds_offline() {
         built.iter().any(|n| n.to_string_lossy().ends_with(".whl")),
         "no wheel built: {built:?}"
     );
+}
+
+/// Sets the modification time of every file under `dir` to now.
+fn touch_all(dir: &std::path::Path) {
+    let now = std::time::SystemTime::now();
+    for entry in std::fs::read_dir(dir).expect("list a directory").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            touch_all(&path);
+        } else {
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(now))
+                .unwrap_or_else(|e| panic!("touch {}: {e}", path.display()));
+        }
+    }
 }
 
 /// A Python older than 3.9 is refused by pip, from `requires-python`: the
