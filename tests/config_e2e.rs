@@ -275,7 +275,7 @@ fn every_problem_is_reported_in_one_run() {
         "(did you mean 'workers'?)",
         "gunicorn's 'keepalive' is 'keep_alive' here",
         "'backlog' in the ASERVE_BACKLOG environment variable",
-        "invalid value for 'workers' on the command line (--workers): expected an integer >= 1, found \"-1\"",
+        "invalid value for 'workers' on the command line (--workers): expected an integer >= 1 or \"auto\", found \"-1\"",
         "unknown flag '--worker-clas' on the command line (did you mean --worker-class?)",
         "gunicorn's 'certfile' (on the command line (--certfile)) is not supported",
     ] {
