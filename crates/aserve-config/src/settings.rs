@@ -406,6 +406,28 @@ pub(crate) static SETTINGS: &[Setting] = &[
         ..Setting::NEW
     },
     Setting {
+        key: "body_min_rate",
+        value_name: "BYTES",
+        field: Field::IntOrOff(|c| &mut c.body_min_rate),
+        default: Default::Is(Int(500)),
+        group: Connections,
+        doc: "while the app waits for the request body, it must arrive at this many bytes \
+              a second on average, after `body_min_rate_grace`; slower gets 408; 0 = off",
+        ..Setting::NEW
+    },
+    Setting {
+        key: "body_min_rate_grace",
+        value_name: "SECS",
+        field: Field::Secs {
+            min: 1,
+            lens: |c| &mut c.body_min_rate_grace,
+        },
+        default: Default::Is(Int(20)),
+        group: Connections,
+        doc: "how long the app may wait for a request body before `body_min_rate` applies",
+        ..Setting::NEW
+    },
+    Setting {
         key: "request_timeout",
         value_name: "SECS",
         field: Field::SecsOrOff(|c| &mut c.request_timeout),
