@@ -22,6 +22,7 @@ mod heartbeat;
 mod listen;
 pub mod logging;
 mod master;
+mod memory;
 mod process;
 mod reload;
 mod signals;
