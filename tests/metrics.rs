@@ -441,12 +441,8 @@ fn a_leaking_app_stays_within_its_memory_bound_and_exits_count_as_memory() {
     const MIB: u64 = 1 << 20;
     const BOUND: u64 = 200 * MIB;
     const LEAK: u64 = 10 * MIB;
-    let (server, metrics) = start(Server::builder("proc_app:app").args([
-        "-w",
-        "2",
-        "--max-worker-memory",
-        "200",
-    ]));
+    let (server, metrics) =
+        start(Server::builder("proc_app:app").args(["-w", "2", "--max-worker-memory", "200"]));
     server.wait_for_workers(2, LONG);
     let master = server.pid();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -176,7 +176,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
         field: Field::Custom(&MAX_WORKER_MEMORY),
         default: Default::Is(Int(0)),
         group: Processes,
-        doc: "restart a worker whose resident memory exceeds this many MiB; 0 = off",
+        doc: "restart a worker whose resident memory exceeds this many MiB: it takes no new \
+              request once over (checked around each request) and is replaced; 0 = off",
         ..Setting::NEW
     },
     Setting {
