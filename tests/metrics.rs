@@ -412,3 +412,99 @@ fn the_dashboard_refers_only_to_exported_metrics() {
         );
     }
 }
+
+/// Resident bytes of `pid` (`VmRSS`), if it is still there.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
+}
+
+/// The live children of the single-threaded `master`.
+fn children_of(master: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+/// An app that keeps 10 MiB per request, under `--max-worker-memory 200`
+/// (the case, where workers reached 559 to 811 MiB): each worker
+/// stops taking requests as soon as it is over the bound, so no worker's
+/// resident memory, sampled every 2 ms, passes the bound by more than 10 %
+/// plus one request's growth; every request is served; and each exit is
+/// counted as `memory`.
+#[test]
+fn a_leaking_app_stays_within_its_memory_bound_and_exits_count_as_memory() {
+    const MIB: u64 = 1 << 20;
+    const BOUND: u64 = 200 * MIB;
+    const LEAK: u64 = 10 * MIB;
+    let (server, metrics) =
+        start(Server::builder("proc_app:app").args(["-w", "2", "--max-worker-memory", "200"]));
+    server.wait_for_workers(2, LONG);
+    let master = server.pid();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let done = std::sync::Arc::clone(&done);
+        move || {
+            let mut peaks: BTreeMap<u32, u64> = BTreeMap::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for pid in children_of(master) {
+                    if let Some(rss) = rss(pid) {
+                        let peak = peaks.entry(pid).or_default();
+                        *peak = (*peak).max(rss);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peaks
+        }
+    });
+    // Two clients, one connection per request: 80 x 10 MiB, several
+    // workers' worth.
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                (0..40)
+                    .map(|_| match get_tcp(addr, "/grow?10") {
+                        Ok(r) if r.status == 200 => Ok(()),
+                        Ok(r) => Err(r.dump()),
+                        Err(e) => Err(e.to_string()),
+                    })
+                    .filter_map(Result::err)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peaks = sampler.join().expect("sampler");
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let allowed = BOUND + BOUND / 10 + LEAK;
+    let over: Vec<(u32, u64)> = peaks
+        .iter()
+        .filter(|&(_, &peak)| peak > allowed)
+        .map(|(&pid, &peak)| (pid, peak / MIB))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "workers past {} MiB (pid, peak MiB): {over:?}; all peaks: {:?}",
+        allowed / MIB,
+        peaks.values().map(|p| p / MIB).collect::<Vec<_>>()
+    );
+    // 800 MiB kept in all: at least three workers had to be replaced.
+    let counted = wait_until(LONG, || Scrape::take(metrics).exits("memory") >= 3.0);
+    assert!(
+        counted,
+        "memory exits not counted: {}; log:\n{}",
+        Scrape::take(metrics).exits("memory"),
+        server.log()
+    );
+    assert_eq!(Scrape::take(metrics).exits("crash"), 0.0);
+}

@@ -107,6 +107,90 @@ fn stalled_body_raises_timeout_error_in_the_app() {
     assert_eq!(fetch(&server, &get("/hello")).status, 200);
 }
 
+/// A body that keeps coming, a byte every 200 ms, far under
+/// `--body-min-rate`: once the grace and the bytes' allowance are spent the
+/// app's read raises TimeoutError, the client gets 408 and the connection
+/// closes, and the one Python thread is free again — well before a
+/// silence-only timeout would ever have fired.
+#[test]
+fn trickling_body_under_the_minimum_rate_frees_the_thread_with_408() {
+    let server = Server::builder("load_app:app")
+        .args(["--threads", "1", "--body-min-rate", "100"])
+        .args(["--body-min-rate-grace", "1", "--body-timeout", "60"])
+        .start();
+    let mark = server.log_mark();
+    let mut conn = Conn::open(&server);
+    conn.send(&request(
+        "POST",
+        "/upload",
+        &[("Content-Length", "1000")],
+        b"",
+    ));
+    let start = Instant::now();
+    let writer = conn.stream().try_clone().expect("clone the socket");
+    let trickler = thread::spawn(move || {
+        use std::io::Write;
+        let mut writer = writer;
+        // Bounded: 1000 bytes would take 200 s; the server gives up long
+        // before, and a write then fails.
+        for _ in 0..1000 {
+            thread::sleep(Duration::from_millis(200));
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    // Queued behind the trickling upload for the one Python thread.
+    let waiting = thread::spawn({
+        let addr = server.addr();
+        move || {
+            let mut conn = Conn::from_stream(std::net::TcpStream::connect(addr).expect("connect"));
+            conn.set_read_timeout(Duration::from_secs(20));
+            let resp = conn.roundtrip(&get("/hello"));
+            (resp.status, Instant::now())
+        }
+    });
+    let (bytes, _) = conn
+        .wait_closed()
+        .unwrap_or_else(|e| panic!("connection with a trickling body left open: {e}"));
+    let answered = start.elapsed();
+    let responses = parse_all(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "unparsable answer ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    assert_eq!(
+        responses.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![408],
+        "{:?}",
+        responses.iter().map(|r| r.dump()).collect::<Vec<_>>()
+    );
+    // 1 s of grace plus 1 s per 100 bytes: at 5 bytes a second the budget
+    // is spent a little after 1 s.
+    assert!(
+        answered >= Duration::from_millis(900) && answered < Duration::from_secs(6),
+        "a body at 5 bytes/s against a minimum of 100 was answered after {answered:?}"
+    );
+    assert!(
+        server.wait_for_log_since(
+            mark,
+            "EVENT /upload TimeoutError the request body arrived slower than 100 bytes/s",
+            Duration::from_secs(5)
+        ),
+        "the app's read did not raise TimeoutError:\n{}",
+        server.log_since(mark)
+    );
+    let (status, served_at) = waiting.join().expect("the queued request");
+    assert_eq!(status, 200);
+    assert!(
+        served_at.duration_since(start) < Duration::from_secs(8),
+        "the Python thread was not freed: the queued request took {:?}",
+        served_at.duration_since(start)
+    );
+    trickler.join().expect("trickler");
+}
+
 /// A request stuck in a Python loop: the client gets 504, the app gets
 /// `aserve.RequestTimeout` (a TimeoutError), the log names the request, and
 /// the next request is served.

@@ -2,9 +2,10 @@
 //!
 //! A worker writes one byte at a time: [`BEAT`] every second from a task on
 //! its reactor (so a reactor that stops turning stops beating), [`BOOTED`]
-//! once its app is loaded and it serves, [`RETIRING`] when it starts a
-//! graceful exit of its own accord (max requests), so the master can start
-//! its replacement at once. Both ends are non-blocking: a master that falls
+//! once its app is loaded and it serves, [`RETIRING`] or [`OVER_MEMORY`]
+//! when it starts a graceful exit of its own accord (max requests, or its
+//! memory over `--max-worker-memory`), so the master can start its
+//! replacement at once and count the exit's cause. Both ends are non-blocking: a master that falls
 //! behind makes beats drop, never a worker stall.
 
 use std::fs::File;
@@ -16,6 +17,7 @@ use nix::fcntl::OFlag;
 pub(crate) const BEAT: u8 = b'.';
 pub(crate) const BOOTED: u8 = b'B';
 pub(crate) const RETIRING: u8 = b'R';
+pub(crate) const OVER_MEMORY: u8 = b'M';
 
 /// Opens a pipe: (master's read end, worker's write end).
 pub(crate) fn pipe() -> nix::Result<(File, File)> {
@@ -30,6 +32,7 @@ pub(crate) struct Heard {
     pub(crate) beat: bool,
     pub(crate) booted: bool,
     pub(crate) retiring: bool,
+    pub(crate) over_memory: bool,
     /// The worker closed its end (it is exiting); stop polling the pipe.
     pub(crate) closed: bool,
 }
@@ -48,6 +51,7 @@ pub(crate) fn read(pipe: &mut File) -> Heard {
                     heard.beat = true;
                     heard.booted |= byte == BOOTED;
                     heard.retiring |= byte == RETIRING;
+                    heard.over_memory |= byte == OVER_MEMORY;
                 }
             }
             Err(_) => return heard,

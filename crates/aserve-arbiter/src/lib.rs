@@ -24,6 +24,7 @@ mod heartbeat;
 mod listen;
 pub mod logging;
 mod master;
+mod memory;
 mod process;
 mod reload;
 mod signals;

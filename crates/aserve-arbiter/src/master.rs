@@ -462,9 +462,13 @@ impl Master {
                 worker.booted = true;
                 first_boot = true;
             }
-            if heard.retiring && worker.retiring_since.is_none() {
+            if (heard.retiring || heard.over_memory) && worker.retiring_since.is_none() {
                 worker.retiring_since = Some(now);
-                worker.cause.get_or_insert(ExitCause::MaxRequests);
+                worker.cause.get_or_insert(if heard.over_memory {
+                    ExitCause::Memory
+                } else {
+                    ExitCause::MaxRequests
+                });
             }
         }
         if first_boot && !self.announced {

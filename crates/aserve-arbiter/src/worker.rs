@@ -18,8 +18,8 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aserve_config::{Config, LogFormat};
@@ -30,8 +30,9 @@ use aserve_wsgi::{App, WsgiConfig, WsgiHandler};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
-use crate::heartbeat::{self, BEAT, BOOTED, RETIRING};
+use crate::heartbeat::{self, BEAT, BOOTED, OVER_MEMORY, RETIRING};
 use crate::master::Settings;
+use crate::memory::MemoryWatch;
 
 /// Exit status of a worker whose app failed to load (gunicorn's
 /// WORKER_BOOT_ERROR): the master stops instead of respawning in a loop.
@@ -145,7 +146,8 @@ pub(crate) fn run(start: WorkerStart<'_>) -> i32 {
     });
     crate::process::hook("post_worker_init", config, Some(pid));
     let handler = WsgiHandler::start(app, &wsgi, runtime.handle().clone());
-    let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker());
+    let memory = settings.max_worker_memory.and_then(MemoryWatch::open);
+    let (handler, recycle) = Recycle::new(handler, settings.max_requests_for_this_worker(), memory);
     let heartbeat = Arc::new(heartbeat);
     heartbeat.send(BOOTED);
     tracing::info!("Booting worker with pid: {}", std::process::id());
@@ -203,9 +205,10 @@ async fn beat(heartbeat: Arc<heartbeat::Sender>) {
 }
 
 /// Resolves on SIGTERM (graceful drain), or once the worker has served its
-/// `--max-requests`. SIGINT and SIGQUIT stop at once, as in gunicorn.
+/// `--max-requests` or grown past `--max-worker-memory`. SIGINT and SIGQUIT
+/// stop at once, as in gunicorn.
 fn stop_signal(
-    recycle: Arc<Notify>,
+    retire: Arc<Retire>,
     heartbeat: Arc<heartbeat::Sender>,
 ) -> std::io::Result<impl Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate())?;
@@ -214,10 +217,20 @@ fn stop_signal(
     Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("Worker received SIGTERM: graceful shutdown"),
-            _ = recycle.notified() => {
-                tracing::info!("Worker reached its max requests: restarting");
-                heartbeat.send(RETIRING);
-            }
+            _ = retire.asked.notified() => match retire.why.get() {
+                Some(Leave::Memory(rss)) => {
+                    tracing::info!(
+                        "Worker (pid:{}) uses {} MiB of memory: restarting",
+                        std::process::id(),
+                        rss >> 20
+                    );
+                    heartbeat.send(OVER_MEMORY);
+                }
+                _ => {
+                    tracing::info!("Worker reached its max requests: restarting");
+                    heartbeat.send(RETIRING);
+                }
+            },
             _ = int.recv() => quick_exit("SIGINT"),
             _ = quit.recv() => quick_exit("SIGQUIT"),
         }
@@ -229,26 +242,83 @@ fn quick_exit(signal: &str) {
     crate::process::exit_worker(0);
 }
 
-/// Counts requests and signals when a worker has served its share
-/// (`--max-requests` plus jitter). A decorator, so neither the front end
-/// nor the WSGI bridge knows about recycling.
+/// Why a worker leaves of its own accord.
+#[derive(Debug, Clone, Copy)]
+enum Leave {
+    MaxRequests,
+    /// Over `--max-worker-memory`, with this many resident bytes.
+    Memory(u64),
+}
+
+/// The worker's decision to leave: made once, heard by [`stop_signal`].
+#[derive(Default)]
+struct Retire {
+    asked: Notify,
+    why: OnceLock<Leave>,
+}
+
+impl Retire {
+    fn ask(&self, why: Leave) {
+        if self.why.set(why).is_ok() {
+            self.asked.notify_one();
+        }
+    }
+
+    fn asked(&self) -> bool {
+        self.why.get().is_some()
+    }
+}
+
+/// What [`Recycle`] keeps across requests.
+struct Bounds {
+    left: Option<AtomicU64>,
+    memory: Option<MemoryWatch>,
+    retire: Arc<Retire>,
+}
+
+impl Bounds {
+    /// Asks the worker to leave if it is over its memory bound. The
+    /// request at hand is served all the same: refusing it would fail a
+    /// client for the server's own reason.
+    fn check_memory(&self) {
+        if let Some(watch) = &self.memory
+            && !self.retire.asked()
+            && let Some(rss) = watch.over()
+        {
+            self.retire.ask(Leave::Memory(rss));
+        }
+    }
+}
+
+/// Ends a worker's life by its own measure: once it has served its share
+/// (`--max-requests` plus jitter), or once its resident memory is over
+/// `--max-worker-memory`, checked as each request arrives and as its
+/// response head is ready (where an app's memory grows; see `memory`). A
+/// decorator, so neither the front end nor the WSGI bridge knows about
+/// recycling.
 struct Recycle<H> {
     inner: H,
-    left: Option<AtomicU64>,
-    reached: Arc<Notify>,
+    limits: Arc<Bounds>,
 }
 
 impl<H> Recycle<H> {
-    fn new(inner: H, max_requests: Option<u64>) -> (Self, Arc<Notify>) {
-        let reached = Arc::new(Notify::new());
-        let left = max_requests.map(AtomicU64::new);
+    fn new(
+        inner: H,
+        max_requests: Option<u64>,
+        memory: Option<MemoryWatch>,
+    ) -> (Self, Arc<Retire>) {
+        let retire = Arc::new(Retire::default());
+        let limits = Bounds {
+            left: max_requests.map(AtomicU64::new),
+            memory,
+            retire: Arc::clone(&retire),
+        };
         (
             Self {
                 inner,
-                left,
-                reached: Arc::clone(&reached),
+                limits: Arc::new(limits),
             },
-            reached,
+            retire,
         )
     }
 }
@@ -259,12 +329,25 @@ impl<H: Handler> Handler for Recycle<H> {
         request: Request,
         conn: ConnInfo,
     ) -> impl Future<Output = Response> + Send + use<H> {
-        if let Some(left) = &self.left
+        if let Some(left) = &self.limits.left
             && left.fetch_sub(1, Ordering::Relaxed) == 1
         {
-            self.reached.notify_one();
+            self.limits.retire.ask(Leave::MaxRequests);
         }
-        self.inner.call(request, conn)
+        self.limits.check_memory();
+        let after = self
+            .limits
+            .memory
+            .is_some()
+            .then(|| Arc::clone(&self.limits));
+        let response = self.inner.call(request, conn);
+        async move {
+            let response = response.await;
+            if let Some(limits) = after {
+                limits.check_memory();
+            }
+            response
+        }
     }
 }
 

@@ -106,6 +106,14 @@ pub struct Config {
     /// Longest silence while reading a request body; `None` = no limit.
     /// Default is 60 seconds.
     pub body_timeout: Option<Duration>,
+    /// The slowest average rate, in bytes a second, at which a request
+    /// body may arrive while the app waits for it, once
+    /// `body_min_rate_grace` has passed; `None` = no minimum. Default is
+    /// 500.
+    pub body_min_rate: Option<u64>,
+    /// Time the app may wait for a request body before `body_min_rate`
+    /// applies. Default is 20 seconds.
+    pub body_min_rate_grace: Duration,
     /// Longest a request may run; `None` = no limit (the default).
     pub request_timeout: Option<Duration>,
     /// Longest a request may wait for a Python thread; `None` = no limit

@@ -175,7 +175,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
         field: Field::Custom(&MAX_WORKER_MEMORY),
         default: Default::Is(Int(0)),
         group: Processes,
-        doc: "restart a worker whose resident memory exceeds this many MiB; 0 = off",
+        doc: "restart a worker whose resident memory exceeds this many MiB: it takes no new \
+              request once over (checked around each request) and is replaced; 0 = off",
         ..Setting::NEW
     },
     Setting {
@@ -416,6 +417,28 @@ pub(crate) static SETTINGS: &[Setting] = &[
         default: Default::Is(Int(60)),
         group: Connections,
         doc: "longest silence while the app reads the request body; 0 = off",
+        ..Setting::NEW
+    },
+    Setting {
+        key: "body_min_rate",
+        value_name: "BYTES",
+        field: Field::IntOrOff(|c| &mut c.body_min_rate),
+        default: Default::Is(Int(500)),
+        group: Connections,
+        doc: "while the app waits for the request body, it must arrive at this many bytes \
+              a second on average, after `body_min_rate_grace`; slower gets 408; 0 = off",
+        ..Setting::NEW
+    },
+    Setting {
+        key: "body_min_rate_grace",
+        value_name: "SECS",
+        field: Field::Secs {
+            min: 1,
+            lens: |c| &mut c.body_min_rate_grace,
+        },
+        default: Default::Is(Int(20)),
+        group: Connections,
+        doc: "how long the app may wait for a request body before `body_min_rate` applies",
         ..Setting::NEW
     },
     Setting {

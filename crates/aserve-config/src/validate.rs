@@ -63,6 +63,8 @@ fn blank() -> Config {
         keep_alive: Duration::ZERO,
         header_timeout: Duration::ZERO,
         body_timeout: None,
+        body_min_rate: None,
+        body_min_rate_grace: Duration::ZERO,
         request_timeout: None,
         queue_timeout: None,
         limits: Limits {

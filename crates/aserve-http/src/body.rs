@@ -35,6 +35,18 @@ pub enum BodyError {
     /// No body bytes arrived for the configured time.
     #[error("no request body data for {0:?}")]
     Timeout(Duration),
+    /// The body arrived slower than `--body-min-rate` once its grace
+    /// period was spent; it was given up on.
+    #[error(
+        "the request body arrived slower than {bytes_per_sec} bytes/s \
+         (after a grace of {grace:?})"
+    )]
+    TooSlow {
+        /// The minimum rate.
+        bytes_per_sec: u64,
+        /// The waiting allowed before the rate applied.
+        grace: Duration,
+    },
     /// The body is larger than `--limit-request-body`.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),

@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::drain::Drain;
 use crate::listener::Stream;
@@ -367,6 +367,16 @@ impl CountingStream {
     }
 }
 
+/// The most bytes one read from a socket takes. hyper grows its read
+/// buffer, for a body that arrives faster than it is read, up to the room
+/// a maximal head needs (about 800 KiB at the default limits), and each
+/// body chunk it cuts from that buffer keeps the whole allocation alive
+/// until the handler has read the chunk through: 100 uploads held some
+/// 2 MiB each. Capped reads keep a chunk at most this size and hyper's
+/// buffer at most twice it (its adaptive strategy doubles the next read
+/// size only when a read fills it).
+pub(crate) const READ_MAX: usize = 64 * 1024;
+
 impl AsyncRead for CountingStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -381,7 +391,10 @@ impl AsyncRead for CountingStream {
         }
         let before = buf.filled().len();
         let polled = if this.unread.is_empty() {
-            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+            // At most READ_MAX bytes a read, whatever room hyper offers (see
+            // READ_MAX). `Take` narrows the buffer without copying it.
+            let mut inner = (&mut this.inner).take(READ_MAX as u64);
+            let polled = Pin::new(&mut inner).poll_read(cx, buf);
             this.count(RECEIVED, buf.filled().len() - before);
             polled
         } else {

@@ -69,7 +69,7 @@ pub use body::{BodyError, BodySender, Disconnected, ResponseBody};
 pub use forwarded::Forwarding;
 pub use limits::{Limits, reject};
 pub use listener::Listener;
-pub use request_body::RequestBody;
+pub use request_body::{MinRate, RequestBody};
 pub use server::{ServerConfig, serve};
 
 /// A request as the handler sees it.

@@ -11,6 +11,16 @@
 //! slot that the connection can empty at any moment; a read after that
 //! fails with [`BodyError::Discarded`].
 //!
+//! How slowly a body may arrive is bounded twice, both counted only while
+//! the handler waits in [`RequestBody::chunk`] (time the handler spends on
+//! what it read is its own, and hyper pauses a client the handler does not
+//! keep up with): no silence longer than `body_timeout`, and, as Apache's
+//! `mod_reqtimeout` `MinRate` does, no more waiting in all than the
+//! [`MinRate`] grace plus one second per `bytes_per_sec` bytes received.
+//! A body too slow for the second is given up on (the connection closes
+//! after the response): a client that trickles a byte now and then never
+//! holds the handler's thread for longer than that budget.
+//!
 //! This module knows nothing of what reads the body, nor of sockets.
 //!
 //! Invariants:
@@ -235,6 +245,7 @@ pub(crate) fn claim(
     if incoming.is_end_stream() {
         return (RequestBody::empty(), None);
     }
+    let pace = Pace::new(config.body_timeout, config.body_min_rate);
     let slot = Arc::new(BodySlot::new(
         incoming,
         Arc::clone(activity),
@@ -242,11 +253,7 @@ pub(crate) fn claim(
         crate::persist::request_keeps_alive(head.version, &head.headers),
     ));
     in_flight.set_body(Arc::clone(&slot));
-    let body = RequestBody::new(
-        Arc::clone(&slot),
-        config.limits.request_body,
-        config.body_timeout,
-    );
+    let body = RequestBody::new(Arc::clone(&slot), config.limits.request_body, pace);
     (body, Some(slot))
 }
 
@@ -257,6 +264,84 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
+/// The slowest a request body may arrive on average, after a grace
+/// period: the body's waiting budget is `grace` plus one second for every
+/// `bytes_per_sec` bytes received (Apache's `RequestReadTimeout
+/// body=GRACE,MinRate=RATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Bytes a second, at least 1.
+    pub bytes_per_sec: u64,
+    /// Waiting allowed before the rate applies.
+    pub grace: Duration,
+}
+
+impl MinRate {
+    /// From `body_min_rate` (`None` or 0 is off) and `body_min_rate_grace`.
+    pub fn new(bytes_per_sec: Option<u64>, grace: Duration) -> Option<Self> {
+        bytes_per_sec.filter(|&r| r > 0).map(|bytes_per_sec| Self {
+            bytes_per_sec,
+            grace,
+        })
+    }
+
+    /// The waiting allowed in all once `received` bytes have arrived.
+    fn budget(&self, received: u64) -> Duration {
+        let earned = Duration::from_secs_f64(received as f64 / self.bytes_per_sec as f64);
+        self.grace.saturating_add(earned)
+    }
+}
+
+/// How long one body's reader may still wait: the silence bound and the
+/// rate budget, and what has been spent of the latter.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    silence: Option<Duration>,
+    min_rate: Option<MinRate>,
+    /// Time spent waiting in `chunk` so far.
+    waited: Duration,
+    /// Body bytes received so far.
+    received: u64,
+}
+
+/// Which bound ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    Silence(Duration),
+    Slow(MinRate),
+}
+
+impl Pace {
+    fn new(silence: Option<Duration>, min_rate: Option<MinRate>) -> Self {
+        Self {
+            silence,
+            min_rate,
+            waited: Duration::ZERO,
+            received: 0,
+        }
+    }
+
+    /// The longest the next wait may last, and which bound that is;
+    /// `None` when nothing bounds it.
+    fn next_wait(&self) -> Option<(Duration, Stall)> {
+        let slow = self.min_rate.map(|rate| {
+            let left = rate.budget(self.received).saturating_sub(self.waited);
+            (left, Stall::Slow(rate))
+        });
+        let silence = self.silence.map(|t| (t, Stall::Silence(t)));
+        match (silence, slow) {
+            (Some(s), Some(r)) => Some(if r.0 <= s.0 { r } else { s }),
+            (s, r) => s.or(r),
+        }
+    }
+
+    /// Counts one wait of `took` that brought `bytes`.
+    fn record(&mut self, took: Duration, bytes: usize) {
+        self.waited = self.waited.saturating_add(took);
+        self.received = self.received.saturating_add(bytes as u64);
+    }
+}
+
 /// A request body, pulled on demand. Reading it the first time is what makes
 /// hyper send `100 Continue` to a client that asked for it.
 pub struct RequestBody {
@@ -264,16 +349,16 @@ pub struct RequestBody {
     /// Bytes the body may still carry.
     allowance: Option<u64>,
     limit: u64,
-    timeout: Option<Duration>,
+    pace: Pace,
 }
 
 impl RequestBody {
-    pub(crate) fn new(slot: Arc<BodySlot>, limit: Option<u64>, timeout: Option<Duration>) -> Self {
+    fn new(slot: Arc<BodySlot>, limit: Option<u64>, pace: Pace) -> Self {
         Self {
             slot: Some(slot),
             allowance: limit,
             limit: limit.unwrap_or(0),
-            timeout,
+            pace,
         }
     }
 
@@ -284,24 +369,52 @@ impl RequestBody {
             slot: None,
             allowance: None,
             limit: 0,
-            timeout: None,
+            pace: Pace::new(None, None),
         }
     }
 
     /// The next non-empty chunk, or `None` at the end of the body.
     ///
     /// After an error other than [`BodyError::Timeout`] the body is over,
-    /// and further calls return `None`.
+    /// and further calls return `None`. After [`BodyError::TooSlow`] it
+    /// has been given up on: the connection closes after the response.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         let Some(slot) = self.slot.as_ref() else {
             return Ok(None);
         };
         let next = std::future::poll_fn(|cx| slot.poll_data(cx));
-        let polled = match self.timeout {
+        let polled = match self.pace.next_wait() {
             None => next.await,
-            Some(t) => tokio::time::timeout(t, next)
-                .await
-                .map_err(|_| BodyError::Timeout(t))?,
+            Some((bound, stall)) => {
+                let started = tokio::time::Instant::now();
+                // `timeout` polls the read before its timer: a chunk that
+                // is already here is taken even with no budget left.
+                let polled = tokio::time::timeout(bound, next).await;
+                let took = started.elapsed();
+                match polled {
+                    Ok(polled) => {
+                        let bytes = polled
+                            .as_ref()
+                            .map_or(0, |d| d.as_ref().map_or(0, Bytes::len));
+                        self.pace.record(took, bytes);
+                        polled
+                    }
+                    Err(_) => {
+                        self.pace.record(took, 0);
+                        return Err(match stall {
+                            Stall::Silence(t) => BodyError::Timeout(t),
+                            Stall::Slow(rate) => {
+                                slot.abandon();
+                                self.slot = None;
+                                BodyError::TooSlow {
+                                    bytes_per_sec: rate.bytes_per_sec,
+                                    grace: rate.grace,
+                                }
+                            }
+                        });
+                    }
+                }
+            }
         };
         let data = match polled {
             Ok(Some(data)) => data,
@@ -327,5 +440,54 @@ impl RequestBody {
             }
         }
         Ok(Some(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: MinRate = MinRate {
+        bytes_per_sec: 100,
+        grace: Duration::from_secs(2),
+    };
+
+    #[test]
+    fn the_budget_is_the_grace_plus_a_second_per_rate_bytes_less_the_waiting() {
+        let mut pace = Pace::new(None, Some(RATE));
+        assert_eq!(
+            pace.next_wait(),
+            Some((Duration::from_secs(2), Stall::Slow(RATE)))
+        );
+        pace.record(Duration::from_millis(500), 50);
+        assert_eq!(
+            pace.next_wait(),
+            Some((Duration::from_secs(2), Stall::Slow(RATE)))
+        );
+        pace.record(Duration::from_secs(3), 0);
+        assert_eq!(pace.next_wait(), Some((Duration::ZERO, Stall::Slow(RATE))));
+    }
+
+    #[test]
+    fn the_nearer_bound_decides_and_names_itself() {
+        let silence = Duration::from_secs(1);
+        let mut pace = Pace::new(Some(silence), Some(RATE));
+        assert_eq!(pace.next_wait(), Some((silence, Stall::Silence(silence))));
+        pace.record(Duration::from_millis(1500), 0);
+        assert_eq!(
+            pace.next_wait(),
+            Some((Duration::from_millis(500), Stall::Slow(RATE)))
+        );
+        assert_eq!(Pace::new(None, None).next_wait(), None);
+        assert_eq!(
+            Pace::new(Some(silence), None).next_wait(),
+            Some((silence, Stall::Silence(silence)))
+        );
+    }
+
+    #[test]
+    fn a_rate_of_zero_is_off() {
+        assert_eq!(MinRate::new(Some(0), Duration::from_secs(1)), None);
+        assert_eq!(MinRate::new(None, Duration::from_secs(1)), None);
     }
 }

@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use crate::conn::{self, Shared};
 use crate::listener::{Accepted, Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
+use crate::request_body::MinRate;
 use crate::statsd::Statsd;
 use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
@@ -46,6 +47,10 @@ pub struct ServerConfig {
     /// Longest silence while reading a request body before the read fails;
     /// `None` is no limit (`body_timeout`).
     pub body_timeout: Option<Duration>,
+    /// The slowest a request body may arrive on average while the handler
+    /// waits for it, after a grace period; `None` is no minimum
+    /// (`body_min_rate`, `body_min_rate_grace`).
+    pub body_min_rate: Option<MinRate>,
     /// Time in-flight requests get to finish on shutdown
     /// (`graceful_timeout`).
     pub graceful_timeout: Duration,
@@ -76,6 +81,7 @@ impl ServerConfig {
             keep_alive: config.keep_alive,
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
+            body_min_rate: MinRate::new(config.body_min_rate, config.body_min_rate_grace),
             graceful_timeout: config.graceful_timeout,
             limits: config.limits,
             access_log: None,

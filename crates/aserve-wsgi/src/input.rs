@@ -54,7 +54,9 @@ impl Input {
             Err(e) => {
                 self.eof = true;
                 let raised = match &e {
-                    BodyError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
+                    BodyError::Timeout(_) | BodyError::TooSlow { .. } => {
+                        PyTimeoutError::new_err(e.to_string())
+                    }
                     e => PyOSError::new_err(e.to_string()),
                 };
                 self.failure = Some(e);
@@ -70,7 +72,7 @@ impl Input {
 
     /// The status for an app that failed after reading the body failed:
     /// 400 for a body that broke its framing or ended early, 413 past the
-    /// size limit, 408 after a stall; `None` otherwise.
+    /// size limit, 408 after a stall or a body too slow; `None` otherwise.
     pub(crate) fn failure_status(&self) -> Option<(http::StatusCode, &'static str)> {
         match self.failure {
             Some(BodyError::Malformed(_)) => {
@@ -85,6 +87,9 @@ impl Input {
             )),
             Some(BodyError::Timeout(_)) => {
                 Some((http::StatusCode::REQUEST_TIMEOUT, "Request body timed out"))
+            }
+            Some(BodyError::TooSlow { .. }) => {
+                Some((http::StatusCode::REQUEST_TIMEOUT, "Request body too slow"))
             }
             _ => None,
         }

@@ -30,8 +30,9 @@ struct Seen {
 /// Answers by path: `/noread` 403 without touching the body, but keeps it
 /// (as Python keeps `wsgi.input` alive in a traceback); `/half` reads one
 /// chunk then answers; `/late` answers, then reads the body after the
-/// response; anything else reads the whole body and answers 200 with its
-/// length, or with the read error.
+/// response; `/dawdle` reads the whole body, spending 1.5 s on each chunk;
+/// anything else reads the whole body and answers 200 with its length, or
+/// with the read error.
 #[derive(Clone, Default)]
 struct Double {
     seen: Arc<Mutex<Seen>>,
@@ -92,6 +93,17 @@ impl Handler for Double {
                     });
                     answer(StatusCode::OK, "answered".into())
                 }
+                "/dawdle" => {
+                    let mut total = 0;
+                    loop {
+                        match body.chunk().await {
+                            Ok(Some(chunk)) => total += chunk.len(),
+                            Ok(None) => break answer(StatusCode::OK, format!("{total}")),
+                            Err(e) => break answer(StatusCode::OK, format!("read failed: {e}")),
+                        }
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                    }
+                }
                 _ => match read_all(&mut body).await {
                     Ok(n) => answer(StatusCode::OK, format!("{n}")),
                     // The front end must override this with a 400.
@@ -114,14 +126,20 @@ struct Running {
 }
 
 fn start(double: &Double) -> Running {
+    start_with(
+        double,
+        ServerConfig {
+            keep_alive: Duration::from_secs(10),
+            ..ServerConfig::new(&defaults())
+        },
+    )
+}
+
+fn start_with(double: &Double, config: ServerConfig) -> Running {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = ServerConfig {
-        keep_alive: Duration::from_secs(10),
-        ..ServerConfig::new(&defaults())
-    };
     let handler = Arc::new(double.clone());
     tokio::spawn(async move {
         let shutdown = async {
@@ -399,4 +417,105 @@ async fn a_client_still_sending_its_body_reads_the_response_and_a_clean_end() {
         "the end of the stream was not clean: {read:?}, after {text:?}"
     );
     assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+}
+
+/// A server whose bodies must come at 100 bytes/s after a 1 s grace, with
+/// a silence bound far away.
+fn start_min_rate(double: &Double) -> Running {
+    start_with(
+        double,
+        ServerConfig {
+            keep_alive: Duration::from_secs(10),
+            body_timeout: Some(Duration::from_secs(60)),
+            body_min_rate: crate::MinRate::new(Some(100), Duration::from_secs(1)),
+            ..ServerConfig::new(&defaults())
+        },
+    )
+}
+
+/// Sends `pieces` pieces of `piece` bytes, `every` apart, ignoring a
+/// closed connection.
+async fn trickle(client: &mut TcpStream, pieces: usize, piece: usize, every: Duration) {
+    for _ in 0..pieces {
+        tokio::time::sleep(every).await;
+        if client.write_all(&vec![b'x'; piece]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trickling_body_fails_once_under_the_minimum_rate_and_the_connection_closes() {
+    let double = Double::default();
+    let server = start_min_rate(&double);
+    let mut client = TcpStream::connect(server.addr).await.expect("connect");
+    client
+        .write_all(post("/", "", 1000).as_bytes())
+        .await
+        .expect("head");
+    let began = Instant::now();
+    // 5 bytes a second: never silent for a second, but far under 100 B/s.
+    let (mut reader, mut writer) = client.into_split();
+    let sender = tokio::spawn(async move {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if writer.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(30), reader.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    let took = began.elapsed();
+    sender.abort();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("slower than 100 bytes/s"), "{text}");
+    assert!(
+        closed,
+        "a body given up on must close the connection: {text}"
+    );
+    // The budget: 1 s of grace plus 1 s per 100 bytes; at 5 bytes a
+    // second it is spent a little after 1 s.
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_at_the_minimum_rate_is_read_whole_past_the_grace() {
+    let double = Double::default();
+    let server = start_min_rate(&double);
+    let mut client = TcpStream::connect(server.addr).await.expect("connect");
+    // 30 pieces of 20 bytes every 100 ms: 200 B/s for 3 s.
+    client
+        .write_all(post("/", "", 600).as_bytes())
+        .await
+        .expect("head");
+    trickle(&mut client, 30, 20, Duration::from_millis(100)).await;
+    let answer = read_responses(&mut client, 1).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n600"), "{answer}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_the_handler_spends_between_reads_does_not_count_against_the_rate() {
+    let double = Double::default();
+    let server = start_min_rate(&double);
+    let mut client = TcpStream::connect(server.addr).await.expect("connect");
+    // 10 bytes a second for 10 s, far under 100 B/s by the clock; but the
+    // handler takes 1.5 s over each chunk, so it never waits for one
+    // after the first.
+    let head = post("/dawdle", "", 100) + "0123456789";
+    client.write_all(head.as_bytes()).await.expect("head");
+    trickle(&mut client, 9, 10, Duration::from_secs(1)).await;
+    let answer = read_responses(&mut client, 1).await;
+    assert!(answer.ends_with("\r\n\r\n100"), "{answer}");
 }
