@@ -188,8 +188,8 @@ def main():
                 f"{r['errors']} errors)  Ir/request: total {r['total']:,.0f}  reactor "
                 f"{pr.get('reactor', 0):,.0f}  python {pr.get('python', 0):,.0f}  other "
                 f"{pr.get('other', 0):,.0f}  threads {r['threads']}")
-    print(f"\n{args.app} {args.path} {args.extra} c{args.connections}, {args.seconds} s counted per run, 1 worker "
-          f"(instructions per request)")
+    print(f"\n{args.app} {args.path} {args.extra} c{args.connections}, {args.seconds} s "
+          f"counted per run, 1 worker (instructions per request)")
     print("| binary | run | requests | total | reactor | Python thread(s) | other | threads |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -28,6 +28,7 @@ Not part of the test suite.
 """
 
 import argparse
+import ctypes
 import os
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("binaries", nargs="+", metavar="NAME=PATH", help="aserve binaries")
-    p.add_argument("--app", default="bench_app:app", help="app in benches/load/apps (bench_app:app)")
+    p.add_argument("--app", default="bench_app:app",
+                   help="app in benches/load/apps (bench_app:app)")
     p.add_argument("--path", default="/hello", help="request path (/hello)")
     p.add_argument("--script", default="report.lua", help="wrk script in lua/ (report.lua)")
     p.add_argument("--connections", type=int, default=100, help="wrk connections (100)")
@@ -58,6 +60,10 @@ def parse_args():
     p.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     p.add_argument("--batch-reactor", default="", metavar="NAME,NAME",
                    help="binaries whose reactors to put under SCHED_BATCH by hand (chrt)")
+    p.add_argument("--slice", action="append", default=[], metavar="NAME:ROLE:MICROS",
+                   help="after the warm-up, ask for an EEVDF slice of MICROS for the threads "
+                        "of ROLE (reactor, python) of binary NAME (sched_setattr, Linux 6.12+; "
+                        "the thread keeps its policy); repeatable")
     p.add_argument("--extra", default="", help="extra aserve arguments, space-separated")
     return p.parse_args()
 
@@ -94,6 +100,28 @@ def snapshot(pids):
     return out
 
 
+class SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
+                ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
+                ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64),
+                ("util_min", ctypes.c_uint32), ("util_max", ctypes.c_uint32)]
+
+
+SYS_SCHED_SETATTR = 314  # x86_64
+
+
+def set_slice(tid, micros):
+    """Ask the kernel for a custom slice for `tid`, keeping its policy and nice."""
+    policy = os.sched_getscheduler(tid)
+    nice = os.getpriority(os.PRIO_PROCESS, tid)
+    attr = SchedAttr(size=ctypes.sizeof(SchedAttr), policy=policy, nice=nice,
+                     runtime=micros * 1000)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_SCHED_SETATTR, tid, ctypes.byref(attr), 0) != 0:
+        raise OSError(ctypes.get_errno(), f"sched_setattr({tid}, slice {micros} us)")
+
+
 def measure_one(name, binary, args, ctx, run_no):
     extra = args.extra.split()
 
@@ -113,6 +141,12 @@ def measure_one(name, binary, args, ctx, run_no):
             for worker in workers:
                 subprocess.run(["chrt", "-b", "-p", "0", str(worker)], check=True)
         measure.wrk(url, args.connections, args.warmup, script, load_core)
+        for spec in args.slice:
+            who, role, micros = spec.split(":")
+            if who == name:
+                for tid, (r, *_) in snapshot(workers).items():
+                    if r == role:
+                        set_slice(int(tid), int(micros))
         before = snapshot(workers)
         result = measure.wrk(url, args.connections, args.seconds, script, load_core)
         after = snapshot(workers)
