@@ -6,7 +6,7 @@ while the load runs, per thread role (reactor, Python thread).
     python3 benches/load/instructions.py before=PATH after=PATH \\
         --path /ignore --script post1k.lua --runs 2
 
-Each binary runs the bench app (benches/load/apps/bench_app.py) as
+Each binary runs the bench app (benches/load/apps/bench_app.py, or --app) as
 `aserve -w 1 -t 0` (one worker; no heartbeat timeout, since a worker under
 valgrind is some 50x slower) under
 
@@ -49,12 +49,15 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("binaries", nargs="+", metavar="NAME=PATH", help="aserve binaries to count")
+    p.add_argument("--app", default="bench_app:app",
+                   help="app in benches/load/apps (bench_app:app; flask_app:app with --path /json)")
     p.add_argument("--path", default="/hello", help="request path (/hello)")
     p.add_argument("--script", default="report.lua", help="wrk script in lua/ (report.lua)")
     p.add_argument("--connections", type=int, default=100, help="wrk connections (100)")
     p.add_argument("--seconds", type=int, default=10, help="seconds counted per run (10)")
     p.add_argument("--warmup", type=int, default=3, help="seconds of uncounted load first (3)")
     p.add_argument("--runs", type=int, default=1, help="runs per binary, interleaved (1)")
+    p.add_argument("--extra", default="", help="extra aserve arguments, space-separated")
     p.add_argument("--out-dir", default=None, help="callgrind files (target/callgrind)")
     return p.parse_args()
 
@@ -108,7 +111,7 @@ def count_one(name, binary, args, ctx, out_dir, run_no):
 
     def argv(c, l):
         a, cwd = srv._aserve(c, l)
-        a = a[:-1] + ["-t", "0", a[-1]]
+        a = a[:-1] + ["-t", "0", *args.extra.split(), a[-1]]
         # --trace-children=yes keeps vgdb (and so callgrind_control)
         # working in the forked worker; without it valgrind turns vgdb off
         # in a child of fork.
@@ -117,9 +120,9 @@ def count_one(name, binary, args, ctx, out_dir, run_no):
                 f"--callgrind-out-file={out_file}", binary] + a[1:], cwd
 
     server = srv.Server(f"callgrind-{tag}", argv=argv)
-    launch = srv.Launch(port=measure.free_port(), workers=1, app="bench_app:app")
+    launch = srv.Launch(port=measure.free_port(), workers=1, app=args.app)
     server_core, load_core = setup_env.cores()
-    running = srv.start(server, ctx, launch, server_core, "/hello", timeout=180)
+    running = srv.start(server, ctx, launch, server_core, args.path, timeout=180)
     try:
         url = f"http://127.0.0.1:{running.port}{args.path}"
         script = os.path.join(HERE, "lua", args.script)
@@ -185,8 +188,8 @@ def main():
                 f"{r['errors']} errors)  Ir/request: total {r['total']:,.0f}  reactor "
                 f"{pr.get('reactor', 0):,.0f}  python {pr.get('python', 0):,.0f}  other "
                 f"{pr.get('other', 0):,.0f}  threads {r['threads']}")
-    print(f"\n{args.path} c{args.connections}, {args.seconds} s counted per run, 1 worker "
-          f"(instructions per request)")
+    print(f"\n{args.app} {args.path} {args.extra} c{args.connections}, {args.seconds} s "
+          f"counted per run, 1 worker (instructions per request)")
     print("| binary | run | requests | total | reactor | Python thread(s) | other | threads |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -70,7 +70,7 @@ pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
     pub(crate) config: ServerConfig,
     pub(crate) http1: http1::Builder,
-    pub(crate) observers: Observers,
+    pub(crate) observers: Arc<Observers>,
 }
 
 impl<H> Shared<H> {
@@ -82,11 +82,11 @@ impl<H> Shared<H> {
             .keep_alive(true)
             .max_headers(config.limits.request_fields)
             .max_buf_size(config.limits.read_buffer());
-        let observers = Observers {
+        let observers = Arc::new(Observers {
             access_log: config.access_log.clone(),
             metrics: config.metrics,
             statsd: config.statsd.clone(),
-        };
+        });
         Self {
             handler,
             config,
@@ -126,7 +126,8 @@ pub(crate) async fn serve<H: Handler>(
                 })
                 .flatten();
             let info = forwarded.unwrap_or_else(|| info.clone());
-            let mut exchange = Exchange::begin(&shared.observers, &req, info.peer);
+            let mut exchange =
+                Exchange::begin(&shared.observers, &req, info.peer, || activity.head_began());
             // Only HTTP/1.0 pays for the method's clone.
             let http10 = (req.version() == Version::HTTP_10).then(|| req.method().clone());
             let refused =

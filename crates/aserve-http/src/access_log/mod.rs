@@ -270,7 +270,7 @@ impl Pending {
         self.entry.response_headers = response.headers().clone();
     }
 
-    pub(crate) fn finish(mut self, finished: &Finished<'_>) {
+    pub(crate) fn finish(mut self: Box<Self>, finished: &Finished) {
         self.entry.bytes = finished.bytes;
         self.entry.duration = finished.duration;
         self.log.record(&self.entry);
