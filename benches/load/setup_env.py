@@ -109,9 +109,10 @@ def python_for(aserve_bin):
     try:
         with open(aserve_bin, "rb") as f:
             first = f.readline()
-        if first.startswith(b"#!"):
+        interpreter = first[2:].decode().strip() if first.startswith(b"#!") else ""
+        if os.path.basename(interpreter).startswith("python"):
             # A venv's python is a symlink to the interpreter it was made of.
-            return os.path.realpath(first[2:].decode().strip())
+            return os.path.realpath(interpreter)
     except OSError:
         pass
     try:
@@ -123,7 +124,7 @@ def python_for(aserve_bin):
         candidate = os.path.join(os.path.dirname(m.group(1)), "bin", f"python{m.group(2)}")
         if os.access(candidate, os.X_OK):
             return candidate
-    return sys.executable
+    return os.path.realpath(sys.executable)
 
 
 def _requirement_lines(path):
