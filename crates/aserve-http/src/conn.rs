@@ -63,6 +63,7 @@ use crate::limits::Enforce;
 use crate::listener::Stream;
 use crate::metrics::PARKED;
 use crate::observe::{Exchange, Observers};
+use crate::shed::Roster;
 use crate::{BodyError, ConnInfo, Handler, Request, ResponseBody, ServerConfig, reject};
 
 /// What every connection of a server shares.
@@ -71,6 +72,9 @@ pub(crate) struct Shared<H> {
     pub(crate) config: ServerConfig,
     pub(crate) http1: http1::Builder,
     pub(crate) observers: Observers,
+    /// The open connections, to choose one to close when the server is
+    /// full.
+    pub(crate) roster: Roster,
 }
 
 impl<H> Shared<H> {
@@ -92,6 +96,7 @@ impl<H> Shared<H> {
             config,
             http1,
             observers,
+            roster: Roster::default(),
         }
     }
 }
@@ -108,6 +113,7 @@ pub(crate) async fn serve<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    let _enrolled = shared.roster.enroll(Arc::clone(&activity));
     // Trust is a fact of the connection: checked once, not per request.
     let trusted = shared.config.forwarding.trusted.allows(info.peer);
     let mut service = {
@@ -285,11 +291,22 @@ impl Timers {
         stop: &mut watch::Receiver<bool>,
         info: &ConnInfo,
     ) -> bool {
+        let mut shed = std::pin::pin!(activity.shed_asked());
         loop {
             let next = self.deadline(activity);
             let linger = self.closing.map(|since| since + DRAIN_LINGER);
             tokio::select! {
+                // Bytes that came before the request to make room win: the
+                // connection has moved on and declines it (see `shed`).
+                biased;
                 readable = socket.readable() => return readable.is_ok(),
+                () = &mut shed => {
+                    if activity.take_shed() {
+                        tracing::debug!(%info, "closing a connection to make room for a new one");
+                        return false;
+                    }
+                    shed.set(activity.shed_asked());
+                }
                 _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
                 _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => return false,
                 _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
@@ -323,6 +340,7 @@ impl Timers {
         // One drain signal and one timer for the whole spell, rather than
         // new ones (each registered, then removed) on every turn.
         let mut stopped = std::pin::pin!(stop.changed());
+        let mut shed = std::pin::pin!(activity.shed_asked());
         let mut timer = std::pin::pin!(tokio::time::sleep_until(far_future()));
         let mut armed = None;
         // A body a response left unread, being read to its end.
@@ -410,6 +428,14 @@ impl Timers {
                     }
                 }
                 _ = &mut stopped, if self.closing.is_none() => self.closing = Some(Instant::now()),
+                () = &mut shed => {
+                    if activity.take_shed() {
+                        // Idle or reading a head: hyper holds no request.
+                        tracing::debug!(%info, "closing a connection to make room for a new one");
+                        return Ended::Closed(None);
+                    }
+                    shed.set(activity.shed_asked());
+                }
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     if self.expired(activity, info) {

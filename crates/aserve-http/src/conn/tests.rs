@@ -114,12 +114,17 @@ struct Running {
 }
 
 fn start(double: &Double) -> Running {
+    start_with(double, ServerConfig::new(&defaults()).max_connections)
+}
+
+fn start_with(double: &Double, max_connections: usize) -> Running {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let config = ServerConfig {
         keep_alive: Duration::from_secs(10),
+        max_connections,
         ..ServerConfig::new(&defaults())
     };
     let handler = Arc::new(double.clone());
@@ -399,4 +404,55 @@ async fn a_client_still_sending_its_body_reads_the_response_and_a_clean_end() {
         "the end of the stream was not clean: {read:?}, after {text:?}"
     );
     assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+}
+
+/// A full server makes room for a new client: the idle keep-alive
+/// connection goes first, then the slowest head (a connection that has sent
+/// nothing before one that sent much of its head); a request in flight is
+/// never touched.
+#[tokio::test]
+async fn a_full_server_sheds_idle_then_the_slowest_head_for_a_new_client() {
+    let double = Double::default();
+    let server = start_with(&double, 4);
+    let connect = || TcpStream::connect(server.addr);
+    let mut busy = connect().await.expect("connect");
+    busy.write_all(post("/", "", 10).as_bytes())
+        .await
+        .expect("write");
+    busy.write_all(b"12345").await.expect("write");
+    let mut idle = connect().await.expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    read_responses(&mut idle, 1).await;
+    let mut head = connect().await.expect("connect");
+    let partial = format!("GET / HTTP/1.1\r\nHost: x\r\nX-A: {}", "a".repeat(200));
+    head.write_all(partial.as_bytes()).await.expect("write");
+    let mut silent = connect().await.expect("connect");
+    // Past the grace every connection has after its last move.
+    tokio::time::sleep(crate::shed::GRACE * 3).await;
+
+    // Each new client keeps a request in flight, so it holds its place.
+    let mut new_clients = Vec::new();
+    for (round, gone) in [(1, &mut idle), (2, &mut silent)] {
+        let mut new = connect().await.expect("connect");
+        new.write_all(post("/", "", 10).as_bytes())
+            .await
+            .expect("write");
+        new.write_all(b"12345").await.expect("write");
+        let (_, closed) = read_to_close(gone, Duration::from_secs(5)).await;
+        assert!(
+            closed,
+            "round {round}: the connection to shed is still open"
+        );
+        new_clients.push(new);
+    }
+    // The head in progress and the request in flight were left alone.
+    let (_, closed) = read_to_close(&mut head, Duration::from_millis(100)).await;
+    assert!(!closed, "a head arriving faster than the others was shed");
+    for client in new_clients.iter_mut().chain([&mut busy]) {
+        client.write_all(b"67890").await.expect("write");
+        let answer = read_responses(client, 1).await;
+        assert!(answer.ends_with("\r\n\r\n10"), "{answer:?}");
+    }
 }
