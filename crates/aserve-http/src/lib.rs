@@ -58,6 +58,7 @@ mod server;
 mod shed;
 pub mod statsd;
 mod throttle;
+mod trim;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -26,6 +26,9 @@
 //! This module knows nothing of sockets or hyper: the choice is made over
 //! each connection's [`Standing`], read from its `Activity`.
 //!
+//! The roster also notices when a crowd of connections has left, for
+//! [`trim`](crate::trim) to give their memory back.
+//!
 //! Invariants: a connection is on the roster from before its task first
 //! reads until the task ends. It is asked to close at most once at a time
 //! (an asked connection stands as [`Standing::Asked`] and is not chosen
@@ -37,6 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::io::Activity;
+use crate::trim::Crowd;
 
 /// How long a connection is spared after it was accepted, after its last
 /// response, or after the first byte of a later head, however full the
@@ -121,6 +125,9 @@ pub(crate) struct Roster {
 struct Slots {
     open: Vec<Option<Arc<Activity>>>,
     free: Vec<usize>,
+    /// How many of `open` are connections.
+    count: usize,
+    crowd: Crowd,
 }
 
 impl Roster {
@@ -141,6 +148,9 @@ impl Roster {
                 slots.open.len() - 1
             }
         };
+        slots.count += 1;
+        let count = slots.count;
+        slots.crowd.joined(count);
         Enrolled {
             roster: self,
             index,
@@ -181,6 +191,13 @@ impl Drop for Enrolled<'_> {
         let mut slots = self.roster.slots();
         slots.open[self.index] = None;
         slots.free.push(self.index);
+        slots.count -= 1;
+        let count = slots.count;
+        let crowd_left = slots.crowd.left(count);
+        drop(slots);
+        if crowd_left {
+            crate::trim::give_back();
+        }
     }
 }
 
