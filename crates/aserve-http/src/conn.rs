@@ -22,6 +22,11 @@
 //! - while a body left unread is drained, the keep-alive timer still runs,
 //!   beside the drain's own budget.
 //!
+//! When the server is full, the accept loop may ask a connection to close
+//! to make room (see `shed`); parked or active, it does so at once if it
+//! is still idle or reading the head it was chosen in, and never with a
+//! request in flight or a body open.
+//!
 //! Where the next request begins is decided here and by hyper's decoder,
 //! never by how far the handler read: when a response ends with its
 //! request body unread (the handler may still hold it), the body is taken
