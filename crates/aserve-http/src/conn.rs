@@ -296,7 +296,6 @@ impl Timers {
         stop: &mut watch::Receiver<bool>,
         info: &ConnInfo,
     ) -> bool {
-        let mut shed = std::pin::pin!(activity.shed_asked());
         loop {
             let next = self.deadline(activity);
             let linger = self.closing.map(|since| since + DRAIN_LINGER);
@@ -305,12 +304,11 @@ impl Timers {
                 // connection has moved on and declines it (see `shed`).
                 biased;
                 readable = socket.readable() => return readable.is_ok(),
-                () = &mut shed => {
+                () = std::future::poll_fn(|cx| activity.poll_shed(cx)) => {
                     if activity.take_shed() {
                         tracing::debug!(%info, "closing a connection to make room for a new one");
                         return false;
                     }
-                    shed.set(activity.shed_asked());
                 }
                 _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
                 _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => return false,
@@ -345,7 +343,6 @@ impl Timers {
         // One drain signal and one timer for the whole spell, rather than
         // new ones (each registered, then removed) on every turn.
         let mut stopped = std::pin::pin!(stop.changed());
-        let mut shed = std::pin::pin!(activity.shed_asked());
         let mut timer = std::pin::pin!(tokio::time::sleep_until(far_future()));
         let mut armed = None;
         // A body a response left unread, being read to its end.
@@ -433,13 +430,12 @@ impl Timers {
                     }
                 }
                 _ = &mut stopped, if self.closing.is_none() => self.closing = Some(Instant::now()),
-                () = &mut shed => {
+                () = std::future::poll_fn(|cx| activity.poll_shed(cx)) => {
                     if activity.take_shed() {
                         // Idle or reading a head: hyper holds no request.
                         tracing::debug!(%info, "closing a connection to make room for a new one");
                         return Ended::Closed(None);
                     }
-                    shed.set(activity.shed_asked());
                 }
                 () = &mut timer, if armed.is_some() => {
                     armed = None;

@@ -23,8 +23,9 @@
 //!   by looking right after each poll, and nothing needs waking. (A
 //!   `Notify` per signal would register and remove a waiter on every turn
 //!   of the connection's loop.) The one signal from outside, a request to
-//!   make room (see `shed`), comes from the accept loop and has its own
-//!   `Notify`, waited on once per parked or active spell;
+//!   make room (see `shed`), comes from the accept loop: a flag and an
+//!   `AtomicWaker`, which the connection's loop checks and registers with
+//!   on every turn at the cost of an atomic exchange, no lock;
 //! - [`Activity::standing`] is what the connection looks like from outside,
 //!   built from the same fields; a connection asked to make room closes
 //!   only if its standing has not moved on since ([`Activity::take_shed`]).
@@ -36,9 +37,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 use crate::drain::Drain;
 use crate::listener::Stream;
@@ -79,7 +80,7 @@ pub(crate) struct Activity {
     /// `head_began` it saw then, or [`NOT_ASKED`].
     shed: AtomicU64,
     /// Wakes the connection task when it is asked to close.
-    shed_asked: Notify,
+    shed_waker: AtomicWaker,
 }
 
 /// [`Activity::shed`] when nobody asked the connection to close.
@@ -100,7 +101,7 @@ impl Activity {
             settled: AtomicU64::new(0),
             head_bytes: AtomicUsize::new(0),
             shed: AtomicU64::new(NOT_ASKED),
-            shed_asked: Notify::new(),
+            shed_waker: AtomicWaker::new(),
         }
     }
 
@@ -149,14 +150,23 @@ impl Activity {
     /// Asks the connection to close, to make room for a new one.
     pub(crate) fn ask_to_shed(&self) {
         self.shed
-            .store(self.head_began.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.shed_asked.notify_one();
+            .store(self.head_began.load(Ordering::Relaxed), Ordering::Release);
+        self.shed_waker.wake();
     }
 
-    /// Resolves when the connection has been asked to close (see
+    /// Ready once the connection has been asked to close (see
     /// [`Activity::take_shed`]).
-    pub(crate) async fn shed_asked(&self) {
-        self.shed_asked.notified().await;
+    pub(crate) fn poll_shed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shed.load(Ordering::Acquire) != NOT_ASKED {
+            return Poll::Ready(());
+        }
+        self.shed_waker.register(cx.waker());
+        // Asked between the check and the registration: no wake-up came.
+        if self.shed.load(Ordering::Acquire) == NOT_ASKED {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     }
 
     /// Whether the connection is to close because it was asked to make
