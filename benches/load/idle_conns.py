@@ -1,6 +1,9 @@
 """Opens N keep-alive connections to a server, makes one request on each,
 then holds them idle until told to stop. Used by the harness's `idle`
-scenario to measure the server's memory per idle connection.
+scenario to measure the server's memory per idle connection, and, with
+PATH `-`, by `never-speaking`: the connections are opened and send nothing
+at all (`answered` then counts connections the server accepted and has not
+closed after a moment, which is what a silent client can tell).
 
     python idle_conns.py HOST PORT N PATH
 
@@ -34,6 +37,11 @@ class Conn:
 async def open_one(host, port, request, gate, conn):
     async with gate:
         conn.reader, conn.writer = await asyncio.open_connection(host, port)
+    if request is None:
+        # Silent: a server that refuses the connection closes it at once.
+        await asyncio.sleep(0.5)
+        conn.answered = not conn.reader.at_eof()
+        return
     conn.writer.write(request)
     head = await conn.reader.readuntil(b"\r\n\r\n")
     length = 0
@@ -52,7 +60,7 @@ def emit(obj):
 
 
 async def main(host, port, count, path):
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    request = None if path == "-" else f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     gate = asyncio.Semaphore(CONNECT_AT_ONCE)
     conns = [Conn() for _ in range(count)]
     started = time.monotonic()

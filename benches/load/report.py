@@ -98,6 +98,43 @@ def idle_rows(by_server, order):
     return header, out
 
 
+def special_summary(scenario, r):
+    """One line for the log about a slow-heads or rss-cycles result."""
+    if "error" in r:
+        return "error " + r["error"][:120]
+    if scenario.special == "slow-heads":
+        return (f"{r['requests']} requests, {r['failures']} failed, p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, attackers reopened {r['attack'].get('reopened')}")
+    return (f"RSS before {r['before_kib'] / MIB:.1f} MiB, after each cycle "
+            + " / ".join(f"{v / MIB:.1f}" for v in r["after_kib"]) + " MiB")
+
+
+def special_rows(scenario, by_server, order):
+    """Header and rows for the slow-heads or rss-cycles scenario."""
+    if scenario.special == "slow-heads":
+        header = ["server", "normal requests", "failed", "p50 ms", "p99 ms", "max ms",
+                  "attack connections reopened", "first failure"]
+    else:
+        header = ["server", "RSS before MiB", "peak MiB per cycle", "RSS after MiB per cycle",
+                  "threads after"]
+    out = []
+    for name in order:
+        r = by_server.get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            out.append([name, "failed: " + r["error"][:60]] + [""] * (len(header) - 2))
+        elif scenario.special == "slow-heads":
+            out.append([name, str(r["requests"]), str(r["failures"]), _fmt(r["p50_ms"], ".2f"),
+                        _fmt(r["p99_ms"], ".2f"), _fmt(r["max_ms"], ".2f"),
+                        str(r["attack"].get("reopened", "—")), (r["first_failure"] or "")[:60]])
+        else:
+            mib = lambda values: " / ".join(f"{v / MIB:.1f}" for v in values)
+            out.append([name, f"{r['before_kib'] / MIB:.1f}", mib(r["peak_kib"]),
+                        mib(r["after_kib"]), " / ".join(str(t) for t in r["threads"])])
+    return header, out
+
+
 def text_table(header, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
@@ -154,4 +191,27 @@ def targets(results, scenarios):
                     f"{per:.1f} KiB", "PASS" if per <= 8 else "MISS"))
     else:
         out.append(("idle: ≤ 8 KiB RSS per connection", "not measured", "n/a"))
+    silent = results.get("never-speaking", {}).get("aserve", {})
+    per = silent.get("kib_per_conn") if isinstance(silent, dict) else None
+    out.append(("never-speaking: ≤ 4 KiB RSS per connection",
+                f"{per:.1f} KiB" if per is not None else "not measured",
+                ("PASS" if per <= 4 else "MISS") if per is not None else "n/a"))
+    slow = results.get("slow-heads", {}).get("aserve", {})
+    if slow and "error" not in slow and slow.get("p99_ms") is not None:
+        ok = slow["failures"] == 0 and slow["p99_ms"] < 100
+        out.append(("slow-heads: normal client p99 < 100 ms, no failures",
+                    f"p99 {slow['p99_ms']:.1f} ms, {slow['failures']} failed of "
+                    f"{slow['requests']}", "PASS" if ok else "MISS"))
+    else:
+        out.append(("slow-heads: normal client p99 < 100 ms, no failures", "not measured", "n/a"))
+    cycles = results.get("rss-cycles", {}).get("aserve", {})
+    if cycles and "error" not in cycles:
+        last = cycles["after_kib"][-1] - cycles["before_kib"]
+        out.append(("rss-cycles: RSS after the connections closed ≤ before + 8 MiB",
+                    f"+{last / MIB:.1f} MiB (peak +"
+                    f"{(max(cycles['peak_kib']) - cycles['before_kib']) / MIB:.1f})",
+                    "PASS" if last <= 8 * MIB else "MISS"))
+    else:
+        out.append(("rss-cycles: RSS after the connections closed ≤ before + 8 MiB",
+                    "not measured", "n/a"))
     return out

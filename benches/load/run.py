@@ -49,6 +49,8 @@ class Scenario:
     idle: bool = False
     one_worker: bool = False  # the issue measures long-poll in ONE worker
     opt_in: bool = False  # runs only when named in --scenarios
+    # A scenario with its own client script: "slow-heads" or "rss-cycles".
+    special: str = ""
 
 
 def scenarios(quick):
@@ -66,6 +68,19 @@ def scenarios(quick):
         Scenario("flask", "small Flask JSON endpoint", "/json", c or 100, app="flask_app:app"),
         Scenario("idle", "idle keep-alive connections: RSS per connection", "/hello",
                  500 if quick else 10000, reference=True, idle=True),
+        Scenario("never-speaking", "connections that send nothing: RSS per connection", "-",
+                 500 if quick else 10000, reference=True, idle=True),
+        # Slow heads: twice the (default, per-worker) connection cap of
+        # attackers sending a head one byte every 5 s; a normal client's
+        # latency beside them (benches/load/slow_heads.py).
+        Scenario("slow-heads", "a normal client beside slow-head attackers", "/hello",
+                 200 if quick else 2000, reference=True, special="slow-heads",
+                 seconds=3 if quick else 10),
+        # Memory given back: cycles of connections opened and closed
+        # against one worker (benches/load/rss_cycles.py).
+        Scenario("rss-cycles", "connections opened and closed: RSS after each cycle",
+                 "/hello", 500 if quick else 10000, reference=True, idle=True,
+                 one_worker=True, special="rss-cycles"),
         # Opt-in: a small POST body the app leaves unread, which the server
         # must drain to keep the connection (or close it), and the same body
         # read by the app, for reference.
@@ -240,6 +255,46 @@ class Harness:
             finally:
                 self.stop(running, scenario)
 
+    def run_special(self, scenario):
+        """A scenario whose client is its own script; one result per server."""
+        by_server = self.results.setdefault(scenario.name, {})
+        python = os.path.join(self.ctx.venv, "bin", "python")
+        for server in self.participants(scenario):
+            try:
+                running = self.start(server, scenario)
+            except RuntimeError as e:
+                lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+                by_server[server.name] = {"error": lines[0]}
+                self.note_once(f"{server.name} did not start ({scenario.name}): {lines[0]}")
+                continue
+            try:
+                self.warm_up(running, scenario)
+                time.sleep(0.5)
+                if scenario.special == "slow-heads":
+                    argv = [python, os.path.join(HERE, "slow_heads.py"), "127.0.0.1",
+                            str(running.port), str(scenario.connections),
+                            str(scenario.seconds or self.args.duration)]
+                    limit = (scenario.seconds or self.args.duration) + 90
+                else:
+                    cycles = 2 if self.args.quick else 4
+                    argv = [python, os.path.join(HERE, "rss_cycles.py"), "127.0.0.1",
+                            str(running.port), str(scenario.connections), str(cycles),
+                            str(running.pid), scenario.path]
+                    limit = 320
+                if self.load_core is not None:
+                    argv = ["taskset", "-c", str(self.load_core), *argv]
+                try:
+                    out = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
+                    lines = out.stdout.strip().splitlines()
+                    r = json.loads(lines[-1]) if lines else {
+                        "error": out.stderr.strip()[-300:] or f"exited {out.returncode}"}
+                except (subprocess.TimeoutExpired, ValueError) as e:
+                    r = {"error": f"{type(e).__name__}: {e}"}
+                by_server[server.name] = r
+                log(f"   {scenario.name:<15} {server.name:<17} {report.special_summary(scenario, r)}")
+            finally:
+                self.stop(running, scenario)
+
     def fail(self, scenario, server, error):
         lines = [l.strip() for l in str(error).splitlines() if l.strip()]
         why = lines[0] + (f" ({lines[-1]})" if len(lines) > 1 else "")
@@ -359,7 +414,9 @@ def main():
     try:
         for scenario in chosen:
             log(f"== scenario {scenario.name}: {scenario.what} (c{scenario.connections})")
-            if scenario.idle:
+            if scenario.special:
+                h.run_special(scenario)
+            elif scenario.idle:
                 h.run_idle(scenario)
             else:
                 h.run_load(scenario)
@@ -407,7 +464,10 @@ def write_results(args, h, chosen, info):
         by_server = h.results.get(scenario.name)
         if not by_server:
             continue
-        if scenario.idle:
+        if scenario.special:
+            header, rows = report.special_rows(scenario, by_server, order)
+            title = f"{scenario.name}: {scenario.connections} {scenario.what}"
+        elif scenario.idle:
             header, rows = report.idle_rows(by_server, order)
             title = f"{scenario.name}: {scenario.connections} {scenario.what}"
         else:

@@ -496,7 +496,7 @@ impl Master {
                     return;
                 }
             };
-            let Some(worker) = self.workers.remove(&pid.as_raw()) else {
+            let Some(mut worker) = self.workers.remove(&pid.as_raw()) else {
                 if self.reloader.as_ref().is_some_and(|r| r.pid() == pid) {
                     self.reloader = None;
                     if self.stopping.is_none() {
@@ -512,6 +512,16 @@ impl Master {
                 }
                 continue;
             };
+            if worker.cause.is_none() && !worker.silent {
+                // A worker that leaves on its own says why just before it
+                // goes; the master may reap it before it read that byte.
+                let heard = heartbeat::read(&mut worker.heartbeat);
+                if heard.over_memory {
+                    worker.cause = Some(ExitCause::Memory);
+                } else if heard.retiring {
+                    worker.cause = Some(ExitCause::MaxRequests);
+                }
+            }
             let cause = worker.cause.unwrap_or(match status {
                 Ok(0) => ExitCause::Stopped,
                 _ => ExitCause::Crash,

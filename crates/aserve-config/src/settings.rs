@@ -379,7 +379,9 @@ pub(crate) static SETTINGS: &[Setting] = &[
         },
         default: Default::Is(Int(1000)),
         group: Connections,
-        doc: "open connections per worker; beyond it clients wait in the backlog",
+        doc: "open connections per worker; a new one beyond it takes the place of an idle \
+              keep-alive connection or of the slowest request head, and waits in the backlog \
+              only while every connection is serving a request",
         gunicorn: &["worker_connections"],
         ..Setting::NEW
     },

@@ -22,6 +22,11 @@
 //! - while a body left unread is drained, the keep-alive timer still runs,
 //!   beside the drain's own budget.
 //!
+//! When the server is full, the accept loop may ask a connection to close
+//! to make room (see `shed`); parked or active, it does so at once if it
+//! is still idle or reading the head it was chosen in, and never with a
+//! request in flight or a body open.
+//!
 //! Where the next request begins is decided here and by hyper's decoder,
 //! never by how far the handler read: when a response ends with its
 //! request body unread (the handler may still hold it), the body is taken
@@ -63,6 +68,7 @@ use crate::limits::Enforce;
 use crate::listener::Stream;
 use crate::metrics::PARKED;
 use crate::observe::{Exchange, Observers};
+use crate::shed::Roster;
 use crate::{BodyError, ConnInfo, Handler, Request, ResponseBody, ServerConfig, reject};
 
 /// What every connection of a server shares.
@@ -71,6 +77,9 @@ pub(crate) struct Shared<H> {
     pub(crate) config: ServerConfig,
     pub(crate) http1: http1::Builder,
     pub(crate) observers: Arc<Observers>,
+    /// The open connections, to choose one to close when the server is
+    /// full.
+    pub(crate) roster: Roster,
 }
 
 impl<H> Shared<H> {
@@ -92,6 +101,7 @@ impl<H> Shared<H> {
             config,
             http1,
             observers,
+            roster: Roster::default(),
         }
     }
 }
@@ -108,6 +118,7 @@ pub(crate) async fn serve<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    let _enrolled = shared.roster.enroll(Arc::clone(&activity));
     // Trust is a fact of the connection: checked once, not per request.
     let trusted = shared.config.forwarding.trusted.allows(info.peer);
     let mut service = {
@@ -290,7 +301,16 @@ impl Timers {
             let next = self.deadline(activity);
             let linger = self.closing.map(|since| since + DRAIN_LINGER);
             tokio::select! {
+                // Bytes that came before the request to make room win: the
+                // connection has moved on and declines it (see `shed`).
+                biased;
                 readable = socket.readable() => return readable.is_ok(),
+                () = std::future::poll_fn(|cx| activity.poll_shed(cx)) => {
+                    if activity.take_shed() {
+                        tracing::debug!(%info, "closing a connection to make room for a new one");
+                        return false;
+                    }
+                }
                 _ = stop.changed(), if self.closing.is_none() => self.closing = Some(Instant::now()),
                 _ = tokio::time::sleep_until(linger.unwrap_or_else(far_future)), if linger.is_some() => return false,
                 _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {
@@ -411,6 +431,13 @@ impl Timers {
                     }
                 }
                 _ = &mut stopped, if self.closing.is_none() => self.closing = Some(Instant::now()),
+                () = std::future::poll_fn(|cx| activity.poll_shed(cx)) => {
+                    if activity.take_shed() {
+                        // Idle or reading a head: hyper holds no request.
+                        tracing::debug!(%info, "closing a connection to make room for a new one");
+                        return Ended::Closed(None);
+                    }
+                }
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     if self.expired(activity, info) {

@@ -22,7 +22,13 @@
 //!   inside the connection task's poll of hyper; so the task finds them all
 //!   by looking right after each poll, and nothing needs waking. (A
 //!   `Notify` per signal would register and remove a waiter on every turn
-//!   of the connection's loop.)
+//!   of the connection's loop.) The one signal from outside, a request to
+//!   make room (see `shed`), comes from the accept loop: a flag and an
+//!   `AtomicWaker`, which the connection's loop checks and registers with
+//!   on every turn at the cost of an atomic exchange, no lock;
+//! - [`Activity::standing`] is what the connection looks like from outside,
+//!   built from the same fields; a connection asked to make room closes
+//!   only if its standing has not moved on since ([`Activity::take_shed`]).
 
 use std::io;
 use std::pin::Pin;
@@ -31,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
@@ -38,6 +45,7 @@ use crate::drain::Drain;
 use crate::listener::Stream;
 use crate::metrics::{RECEIVED, SENT, WorkerCounters};
 use crate::request_body::BodySlot;
+use crate::shed::Standing;
 
 /// What the connection task watches. Shared with the stream (a head
 /// began), the service (a request started) and each response body (it
@@ -63,7 +71,20 @@ pub(crate) struct Activity {
     /// A body the handler left unread when its response ended and that
     /// has not all arrived yet, for the connection to drain or give up on.
     leftover: Mutex<Option<Drain>>,
+    /// When the last response in flight ended, as `head_began` counts; 0
+    /// while no request has been served.
+    settled: AtomicU64,
+    /// Bytes of the current request head read so far.
+    head_bytes: AtomicUsize,
+    /// The accept loop asked the connection to close to make room: the
+    /// `head_began` it saw then, or [`NOT_ASKED`].
+    shed: AtomicU64,
+    /// Wakes the connection task when it is asked to close.
+    shed_waker: AtomicWaker,
 }
+
+/// [`Activity::shed`] when nobody asked the connection to close.
+const NOT_ASKED: u64 = u64::MAX;
 
 impl Activity {
     pub(crate) fn new() -> Self {
@@ -77,7 +98,87 @@ impl Activity {
             parking: AtomicBool::new(false),
             body_open: AtomicBool::new(false),
             leftover: Mutex::new(None),
+            settled: AtomicU64::new(0),
+            head_bytes: AtomicUsize::new(0),
+            shed: AtomicU64::new(NOT_ASKED),
+            shed_waker: AtomicWaker::new(),
         }
+    }
+
+    /// Microseconds since `epoch`, plus one (so that 0 can mean "never").
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 2) + 1
+    }
+
+    /// How long ago a stamp was taken.
+    fn since(&self, stamp: u64, now: Instant) -> Duration {
+        now.saturating_duration_since(self.epoch + Duration::from_micros(stamp - 1))
+    }
+
+    /// What the connection is doing, for choosing one to close when the
+    /// server is full (see `shed`).
+    pub(crate) fn standing(&self, now: Instant) -> Standing {
+        if self.shed.load(Ordering::Relaxed) != NOT_ASKED {
+            return Standing::Asked;
+        }
+        if self.in_flight() > 0 || self.body_open() {
+            return Standing::Busy;
+        }
+        let began = self.head_began.load(Ordering::Relaxed);
+        let settled = self.settled.load(Ordering::Relaxed);
+        match (began, settled) {
+            (0, 0) => Standing::Head {
+                age: now.saturating_duration_since(self.epoch),
+                bytes: 0,
+            },
+            (0, settled) => Standing::Idle {
+                idle: self.since(settled, now),
+            },
+            // The first head is timed from the connection's start: a client
+            // that waited before its first byte was slow all the same.
+            (began, settled) => Standing::Head {
+                age: if settled == 0 {
+                    now.saturating_duration_since(self.epoch)
+                } else {
+                    self.since(began, now)
+                },
+                bytes: self.head_bytes.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Asks the connection to close, to make room for a new one.
+    pub(crate) fn ask_to_shed(&self) {
+        self.shed
+            .store(self.head_began.load(Ordering::Relaxed), Ordering::Release);
+        self.shed_waker.wake();
+    }
+
+    /// Ready once the connection has been asked to close (see
+    /// [`Activity::take_shed`]).
+    pub(crate) fn poll_shed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shed.load(Ordering::Acquire) != NOT_ASKED {
+            return Poll::Ready(());
+        }
+        self.shed_waker.register(cx.waker());
+        // Asked between the check and the registration: no wake-up came.
+        if self.shed.load(Ordering::Acquire) == NOT_ASKED {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Whether the connection is to close because it was asked to make
+    /// room. It declines (and may be asked again) if it has moved on since
+    /// it was chosen: a head began to arrive on an idle or silent
+    /// connection, a request started, or a body is being read.
+    pub(crate) fn take_shed(&self) -> bool {
+        let seen = self.shed.swap(NOT_ASKED, Ordering::Relaxed);
+        seen != NOT_ASKED
+            && seen == self.head_began.load(Ordering::Relaxed)
+            && self.in_flight() == 0
+            && !self.body_open()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -172,14 +273,18 @@ impl Activity {
         }
     }
 
-    /// Called with the bytes of each read; true if they begin a new head.
-    fn note_read(&self) -> bool {
+    /// Called with the number of bytes of each read; true if they begin a
+    /// new head.
+    fn note_read(&self, bytes: usize) -> bool {
         self.waiting.store(false, Ordering::Relaxed);
         if !self.between_requests() {
+            if self.in_flight() == 0 && !self.body_open() {
+                self.head_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
             return false;
         }
-        let micros = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
-        self.head_began.store(micros + 1, Ordering::Relaxed);
+        self.head_bytes.store(bytes, Ordering::Relaxed);
+        self.head_began.store(self.stamp(), Ordering::Relaxed);
         self.raise(Events::HEAD);
         true
     }
@@ -280,6 +385,7 @@ impl Drop for InFlight {
         let activity = &self.activity;
         if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             activity.head_began.store(0, Ordering::Relaxed);
+            activity.settled.store(activity.stamp(), Ordering::Relaxed);
             activity.raise(Events::IDLE);
         }
     }
@@ -352,7 +458,7 @@ impl CountingStream {
     /// Follows the first line of a head through `data`; false once it is
     /// too long.
     fn line_ok(&mut self, data: &[u8]) -> bool {
-        if self.activity.note_read() {
+        if self.activity.note_read(data.len()) {
             self.line = Some(0);
         }
         let Some(seen) = self.line else { return true };
@@ -458,5 +564,60 @@ impl AsyncWrite for CountingStream {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standing_follows_the_connection() {
+        let activity = Arc::new(Activity::new());
+        let now = Instant::now();
+        assert!(matches!(
+            activity.standing(now),
+            Standing::Head { bytes: 0, .. }
+        ));
+        assert!(activity.note_read(10));
+        assert!(!activity.note_read(5));
+        assert!(matches!(
+            activity.standing(now),
+            Standing::Head { bytes: 15, .. }
+        ));
+        let in_flight = activity.start_request();
+        assert_eq!(activity.standing(now), Standing::Busy);
+        drop(in_flight);
+        assert!(matches!(
+            activity.standing(Instant::now()),
+            Standing::Idle { .. }
+        ));
+    }
+
+    #[test]
+    fn a_connection_asked_to_make_room_declines_once_it_has_moved_on() {
+        // Asked while silent, then its first bytes came: it declines.
+        let activity = Arc::new(Activity::new());
+        activity.ask_to_shed();
+        assert_eq!(activity.standing(Instant::now()), Standing::Asked);
+        activity.note_read(1);
+        assert!(!activity.take_shed());
+        assert!(matches!(
+            activity.standing(Instant::now()),
+            Standing::Head { .. }
+        ));
+        // Asked while its head trickles in: more bytes change nothing.
+        activity.ask_to_shed();
+        activity.note_read(1);
+        assert!(activity.take_shed());
+        // Asked, then the head completed and a request started.
+        activity.ask_to_shed();
+        let in_flight = activity.start_request();
+        assert!(!activity.take_shed());
+        drop(in_flight);
+        // Asked while idle after a response: it closes.
+        activity.ask_to_shed();
+        assert!(activity.take_shed());
+        assert!(!activity.take_shed(), "asked once, closes once");
     }
 }

@@ -10,8 +10,10 @@
 //! [`ResponseBody`] the handler fills from any thread.
 //!
 //! What this crate enforces, so a handler can rely on it:
-//! - at most `max_connections` connections are open; beyond that the accept
-//!   loop stops and clients wait in the kernel backlog;
+//! - at most `max_connections` connections are open; a new one beyond that
+//!   takes the place of an idle keep-alive connection or of the slowest
+//!   request head (one past a 20 ms grace), and waits in the kernel backlog
+//!   while every connection is serving a request;
 //! - a request head must arrive within `header_timeout`, and an idle
 //!   keep-alive connection is closed after `keep_alive`;
 //! - where the next request on a connection begins is decided by the
@@ -54,8 +56,10 @@ mod queue;
 mod request_body;
 mod rules;
 mod server;
+mod shed;
 pub mod statsd;
 mod throttle;
+mod trim;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -2,13 +2,14 @@
 //! caller (the arbiter binds once and workers inherit them).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 /// A bound, listening, non-blocking socket.
@@ -110,11 +111,30 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Waits until a read would not block (bytes, end of stream or error).
+    /// Waits until the client has sent something: bytes, the end of the
+    /// stream, or an error.
+    ///
+    /// tokio takes a socket it accepted to be readable until a read says
+    /// otherwise (it saves the first read a wait for the reactor), so
+    /// readiness alone would wake a connection that has sent nothing yet
+    /// and hand it to hyper, buffers and all. A peek at one byte tells;
+    /// one that would block clears the readiness and the wait goes on.
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.readable().await,
-            Self::Unix(s) => s.readable().await,
+        loop {
+            let peeked = match self {
+                Self::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_io(Interest::READABLE, || peek_one(s))
+                }
+                Self::Unix(s) => {
+                    s.readable().await?;
+                    s.try_io(Interest::READABLE, || peek_one(s))
+                }
+            };
+            match peeked {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other.map(drop),
+            }
         }
     }
 
@@ -125,6 +145,13 @@ impl Stream {
             Self::Unix(s) => s.try_write(bytes),
         }
     }
+}
+
+/// Peeks at one byte: `Ok(1)` bytes are waiting, `Ok(0)` the stream has
+/// ended.
+fn peek_one(socket: &impl AsFd) -> io::Result<usize> {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    socket2::SockRef::from(socket).peek(&mut byte)
 }
 
 macro_rules! delegate {

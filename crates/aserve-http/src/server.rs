@@ -1,9 +1,13 @@
 //! The accept loop and connection tasks.
 //!
-//! One task per listener accepts connections, each gated by a permit from a
-//! semaphore sized `max_connections`: when every permit is out the loop
-//! stops calling `accept`, so extra clients wait in the kernel backlog
-//! rather than being accepted and starved.
+//! One task per listener accepts connections, each served only with a
+//! permit from a semaphore sized `max_connections`. When every permit is
+//! out, the loop accepts the next connection anyway and makes room for it:
+//! an idle keep-alive connection or the slowest request head is asked to
+//! close (see [`shed`](crate::shed)), and its permit goes to the new one.
+//! While every connection is serving a request there is no room to make:
+//! the loop holds that one connection and waits, and further clients wait
+//! in the kernel backlog rather than being accepted and starved.
 //!
 //! On the stop signal each loop looks at its socket: if the accept queue
 //! was closed for everyone ([`queue`](crate::queue): the whole server is
@@ -15,8 +19,9 @@
 //!
 //! Invariant: a connection task holds its permit until the connection is
 //! gone, so "all permits available" means "no open connections", which is
-//! what the drain waits for. What happens on a connection is in
-//! [`conn`](crate::conn).
+//! what the drain waits for. A connection accepted while waiting for room
+//! has no task yet; it is closed if the server stops first. What happens
+//! on a connection is in [`conn`](crate::conn).
 
 use std::future::Future;
 use std::io;
@@ -24,12 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aserve_config::Config;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 
 use crate::conn::{self, Shared};
 use crate::listener::{Accepted, Bound, Listener};
 use crate::metrics::{CONNECTIONS, WorkerCounters};
 use crate::request_body::MinRate;
+use crate::shed::Choice;
 use crate::statsd::Statsd;
 use crate::{AccessLog, AllowList, ConnInfo, Forwarding, Handler, Limits};
 
@@ -164,13 +170,6 @@ struct AcceptLoop<H> {
 impl<H: Handler> AcceptLoop<H> {
     async fn run(mut self) {
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-                _ = self.stop.changed() => return self.empty_closed_queue().await,
-            };
             let accepted = tokio::select! {
                 // A connection still in the shared backlog is better left
                 // for another worker than accepted by one that is leaving,
@@ -185,7 +184,18 @@ impl<H: Handler> AcceptLoop<H> {
                     }
                 },
             };
-            self.spawn(accepted, permit);
+            match self.room().await {
+                Some(permit) => self.spawn(accepted, permit),
+                None => {
+                    // Stopping while full: this client is out of the queue
+                    // already; serve it once a place is free rather than
+                    // reset it, then empty what is left.
+                    if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
+                        self.spawn(accepted, permit);
+                    }
+                    return self.empty_closed_queue().await;
+                }
+            }
         }
     }
 
@@ -271,6 +281,39 @@ impl<H: Handler> AcceptLoop<H> {
 /// master's wait for visible handshakes cannot see these; this catches
 /// the retransmissions of clients dropped up to twice.
 const QUIET: Duration = Duration::from_secs(1);
+
+impl<H> AcceptLoop<H> {
+    /// A permit for the connection just accepted: a free one, or else the
+    /// one a connection asked to make room gives back. `None` when the
+    /// server stops first.
+    async fn room(&mut self) -> Option<OwnedSemaphorePermit> {
+        loop {
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => return Some(permit),
+                Err(TryAcquireError::Closed) => return None,
+                Err(TryAcquireError::NoPermits) => {}
+            }
+            // A connection asked to close does so at its next turn; one that
+            // declined (it moved on since it was chosen) is replaced by
+            // asking again. One that is serving a request may go idle, and
+            // be sheddable a grace later, without giving its permit back.
+            let look_again = match self.shared.roster.shed_one(std::time::Instant::now()) {
+                Choice::Shed(()) => RECHECK,
+                Choice::NotBefore(left) => left,
+                Choice::Nobody => crate::shed::GRACE,
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return None,
+                permit = Arc::clone(&self.permits).acquire_owned() => return permit.ok(),
+                () = tokio::time::sleep(look_again) => {}
+            }
+        }
+    }
+}
+
+/// How long a connection asked to make room has before another is asked.
+const RECHECK: Duration = Duration::from_millis(5);
 
 /// Out of file descriptors or memory is transient: back off briefly rather
 /// than spin. Per-connection errors (reset before accept) need no pause.
