@@ -37,7 +37,7 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// `key = value` of `--print-config`'s output, as written.
-fn printed(run: &Finished, key: &str) -> String {
+pub(crate) fn printed(run: &Finished, key: &str) -> String {
     assert_eq!(run.code, Some(0), "--print-config failed:\n{}", run.stderr);
     run.stdout
         .lines()

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::config_e2e::printed;
 use crate::support::Server;
 use crate::support::http::{Conn, get, request};
-use crate::support::procs::{Finished, Spawned, children, run_to_exit, send_signal, wait_until};
+use crate::support::procs::{Spawned, children, run_to_exit, send_signal, wait_until};
 
 const SOON: Duration = Duration::from_secs(30);
 
@@ -54,18 +55,6 @@ fn command(app: &str, args: &[&str]) -> Command {
     cmd.env_remove("WEB_CONCURRENCY")
         .env_remove("GUNICORN_CMD_ARGS");
     cmd
-}
-
-/// What `--print-config` printed for `key`.
-fn printed(run: &Finished, key: &str) -> String {
-    assert_eq!(run.code, Some(0), "--print-config failed:\n{}", run.stderr);
-    run.stdout
-        .lines()
-        .find_map(|line| {
-            let (k, v) = line.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no {key} in:\n{}", run.stdout))
 }
 
 /// CPUs as `multiprocessing.cpu_count()` counts them (online CPUs).
