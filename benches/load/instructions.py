@@ -48,15 +48,7 @@ log = setup_env.log
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("binaries", nargs="+", metavar="NAME=PATH", help="aserve binaries to count")
-    p.add_argument("--app", default="bench_app:app",
-                   help="app in benches/load/apps (bench_app:app; flask_app:app with --path /json)")
-    p.add_argument("--path", default="/hello", help="request path (/hello)")
-    p.add_argument("--script", default="report.lua", help="wrk script in lua/ (report.lua)")
-    p.add_argument("--connections", type=int, default=100, help="wrk connections (100)")
-    p.add_argument("--seconds", type=int, default=10, help="seconds counted per run (10)")
-    p.add_argument("--warmup", type=int, default=3, help="seconds of uncounted load first (3)")
-    p.add_argument("--runs", type=int, default=1, help="runs per binary, interleaved (1)")
+    measure.add_load_args(p, seconds=10, warmup=3, binaries_help="aserve binaries to count")
     p.add_argument("--extra", default="", help="extra aserve arguments, space-separated")
     p.add_argument("--out-dir", default=None, help="callgrind files (target/callgrind)")
     return p.parse_args()

@@ -17,6 +17,22 @@ import time
 SAMPLE_EVERY = 0.1  # seconds
 
 
+def add_load_args(p, seconds, warmup, binaries_help):
+    """The options every per-binary probe (instructions.py, switches.py)
+    takes: the binaries, the app and request, and the load's shape."""
+    p.add_argument("binaries", nargs="+", metavar="NAME=PATH", help=binaries_help)
+    p.add_argument("--app", default="bench_app:app",
+                   help="app in benches/load/apps (bench_app:app; flask_app:app with --path /json)")
+    p.add_argument("--path", default="/hello", help="request path (/hello)")
+    p.add_argument("--script", default="report.lua", help="wrk script in lua/ (report.lua)")
+    p.add_argument("--connections", type=int, default=100, help="wrk connections (100)")
+    p.add_argument("--seconds", type=int, default=seconds,
+                   help=f"seconds measured per run ({seconds})")
+    p.add_argument("--warmup", type=int, default=warmup,
+                   help=f"seconds of unmeasured load first ({warmup})")
+    p.add_argument("--runs", type=int, default=1, help="runs per binary, interleaved (1)")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -48,15 +48,7 @@ log = setup_env.log
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("binaries", nargs="+", metavar="NAME=PATH", help="aserve binaries")
-    p.add_argument("--app", default="bench_app:app",
-                   help="app in benches/load/apps (bench_app:app)")
-    p.add_argument("--path", default="/hello", help="request path (/hello)")
-    p.add_argument("--script", default="report.lua", help="wrk script in lua/ (report.lua)")
-    p.add_argument("--connections", type=int, default=100, help="wrk connections (100)")
-    p.add_argument("--seconds", type=int, default=5, help="seconds measured per run (5)")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first (2)")
-    p.add_argument("--runs", type=int, default=1, help="runs per binary, interleaved (1)")
+    measure.add_load_args(p, seconds=5, warmup=2, binaries_help="aserve binaries")
     p.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     p.add_argument("--batch-reactor", default="", metavar="NAME,NAME",
                    help="binaries whose reactors to put under SCHED_BATCH by hand (chrt)")
